@@ -1,0 +1,120 @@
+"""Pure: a LangChain call (messages, stop, bound and per-call kwargs) as a core `ChatRequest`.
+
+Tools and `response_format` travel through LangChain's `bind` in OpenAI's JSON form, which
+tracing and caching can serialise, and are turned into core types only here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+
+from selfhosted_core import ChatRequest, InvalidRequestError, ResponseFormat, Tool
+
+from langchain_selfhosted._messages import to_core_messages
+
+SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "frequency_penalty", "presence_penalty")
+"""Sampling settings a model holds as fields and a call may override."""
+
+_CALL_OPTIONS = frozenset(
+    {"model", "tools", "tool_choice", "parallel_tool_calls", "response_format", "extra_body"}
+)
+
+
+def normalize_tool_choice(choice: str | bool | Mapping[str, Any] | None) -> str | None:
+    """LangChain's spellings of `tool_choice` as the core's: auto, none, required or a name.
+
+    `any` and `True` mean "call some tool" (`required`); `False` means `none`; OpenAI's
+    `{"type": "function", "function": {"name": ...}}` means that tool.
+    """
+    if choice is None or isinstance(choice, str):
+        return "required" if choice == "any" else choice
+    if isinstance(choice, bool):
+        return "required" if choice else "none"
+    function = choice.get("function")
+    if choice.get("type") == "function" and isinstance(function, Mapping):
+        name = function.get("name")
+        if isinstance(name, str):
+            return name
+    raise InvalidRequestError(f"tool_choice {dict(choice)!r} is not a tool choice")
+
+
+def build_request(
+    messages: Sequence[BaseMessage],
+    *,
+    model: str,
+    defaults: Mapping[str, Any],
+    stop: Sequence[str] | None,
+    extra_body: Mapping[str, Any] | None,
+    options: Mapping[str, Any],
+) -> ChatRequest:
+    """The core request for one call.
+
+    Args:
+        messages: The conversation.
+        model: The model's configured id (a per-call `model` option overrides it).
+        defaults: The model's sampling fields; per-call options of the same names win.
+        stop: Stop sequences for this call.
+        extra_body: The model's extra payload fields; a per-call `extra_body` is merged over it.
+        options: Bound and per-call keyword arguments.
+    """
+    unknown = set(options) - _CALL_OPTIONS - set(SAMPLING)
+    if unknown:
+        raise InvalidRequestError(
+            f"unexpected argument(s) {sorted(unknown)}; server-specific parameters go in "
+            "extra_body",
+            model=model,
+        )
+    model = options.get("model") or model
+    sampling = {name: options.get(name, defaults.get(name)) for name in SAMPLING}
+    body = {**(extra_body or {}), **(options.get("extra_body") or {})}
+    return ChatRequest(
+        model=model,
+        messages=to_core_messages(messages, model=model),
+        tools=[_tool(spec, model=model) for spec in options.get("tools") or ()],
+        tool_choice=normalize_tool_choice(options.get("tool_choice")),
+        parallel_tool_calls=options.get("parallel_tool_calls"),
+        response_format=_response_format(options.get("response_format"), model=model),
+        stop=list(stop) if stop else None,
+        extra_body=body or None,
+        **sampling,
+    )
+
+
+def _tool(spec: Mapping[str, Any], *, model: str) -> Tool:
+    function = spec.get("function") if spec.get("type") == "function" else None
+    if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+        raise InvalidRequestError(
+            f"tool {dict(spec)!r} is not an OpenAI function tool; bind tools with bind_tools()",
+            model=model,
+        )
+    return Tool(
+        name=function["name"],
+        description=function.get("description"),
+        parameters=function.get("parameters") or {"type": "object", "properties": {}},
+        strict=function.get("strict"),
+    )
+
+
+def _response_format(value: Any, *, model: str) -> ResponseFormat | None:
+    """A `ResponseFormat`, or OpenAI's `response_format` JSON, as a `ResponseFormat`."""
+    if value is None or isinstance(value, ResponseFormat):
+        return value
+    if isinstance(value, Mapping):
+        kind = value.get("type")
+        if kind == "json_object":
+            return ResponseFormat(type="json_object")
+        spec = value.get("json_schema")
+        if kind == "json_schema" and isinstance(spec, Mapping):
+            return ResponseFormat(
+                type="json_schema",
+                schema=spec.get("schema"),
+                name=spec.get("name") or "response",
+                description=spec.get("description"),
+                strict=spec.get("strict"),
+            )
+    raise InvalidRequestError(
+        f"response_format {value!r} is neither json_object nor json_schema", model=model
+    )

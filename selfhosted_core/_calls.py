@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx2
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
 from selfhosted_core import _repair
@@ -27,6 +28,7 @@ from selfhosted_core.types import ChatResponse, EmbeddingResponse
 
 _JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
 _SSE_HEADERS = {"content-type": "application/json", "accept": "text/event-stream"}
+WireT = TypeVar("WireT", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,8 +54,12 @@ class CallPlan:
         path: str,
         payload: dict[str, Any],
         stream: bool = False,
+        server_root: bool = False,
     ) -> CallPlan:
-        """Plan a JSON POST to `path` under the endpoint's API root."""
+        """Plan a JSON POST to `path` under the endpoint's API root.
+
+        With `server_root`, `path` lives beside `/v1` instead of under it (`/tokenize`).
+        """
         try:
             body = to_json(payload)
         except PydanticSerializationError as exc:
@@ -65,7 +71,7 @@ class CallPlan:
             endpoint=endpoint,
             model=model,
             server=server,
-            url=f"{endpoint.api_base}{path}",
+            url=f"{endpoint.server_root if server_root else endpoint.api_base}{path}",
             body=body,
             stream=stream,
         )
@@ -118,6 +124,18 @@ class CallPlan:
                 partial=assembler.result(),
             )
         return assembler.result()
+
+    def json_reply(self, response: httpx2.Response, wire: type[WireT]) -> WireT:
+        """The read body validated as `wire`.
+
+        An error status raises its typed error; a body that does not fit raises `ResponseError`.
+        """
+        self.raise_for_status(response)
+        try:
+            return wire.model_validate_json(response.content)
+        except ValidationError as exc:
+            path = urlsplit(self.url).path
+            raise self._malformed(f"malformed {path} response: {exc}") from exc
 
     def embedding_response(self, response: httpx2.Response, count: int) -> EmbeddingResponse:
         """The vectors in input order, each checked against the configured dimension."""

@@ -81,15 +81,18 @@ class AsyncPools:
 
     def __init__(self, factory: Callable[[int], httpx2.AsyncClient]) -> None:
         self._factory = factory
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPools] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopPools] = {}
 
     def get(self, slot: int) -> httpx2.AsyncClient:
         """The running loop's client for `slot` (must be called inside that loop)."""
         loop = asyncio.get_running_loop()
         pools = self._loops.get(loop)
         if pools is None:
+            # A parked generator refers to its loop (through the loop's finalizer hook), so
+            # entries of finished loops (each `asyncio.run`) are dropped when a new loop
+            # arrives; their shutdown has already closed their clients.
+            for finished in [other for other in self._loops if other.is_closed()]:
+                del self._loops[finished]
             pools = self._loops[loop] = _LoopPools(loop)
         client = pools.clients.get(slot)
         if client is None:

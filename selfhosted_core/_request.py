@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from selfhosted_core.config import ModelEndpoint
+from selfhosted_core.config import Capability, ModelEndpoint
 from selfhosted_core.errors import InvalidRequestError
 from selfhosted_core.profiles import ServerProfile
 from selfhosted_core.types import (
@@ -32,7 +33,7 @@ def chat_payload(
     validate_chat(request)
     payload: dict[str, Any] = {
         "model": endpoint.upstream_model,
-        "messages": [_message(message) for message in request.messages],
+        "messages": wire_messages(request.messages, endpoint, profile),
     }
     tools = list(request.tools)
     tool_choice: Any = request.tool_choice
@@ -125,7 +126,22 @@ def embedding_payload(
     return payload
 
 
-def _message(message: Message) -> dict[str, Any]:
+def wire_messages(
+    messages: Sequence[Message], endpoint: ModelEndpoint, profile: ServerProfile
+) -> list[dict[str, Any]]:
+    """The messages as the endpoint reads them, for chat and token counting alike.
+
+    An assistant message's `reasoning` goes back under the profile's `reasoning_field`, and
+    only to endpoints that declare the `reasoning` capability: other servers' templates do not
+    expect it.
+    """
+    reasoning_field = (
+        profile.reasoning_field if Capability.REASONING in endpoint.capabilities else None
+    )
+    return [_message(message, reasoning_field) for message in messages]
+
+
+def _message(message: Message, reasoning_field: str | None) -> dict[str, Any]:
     wire: dict[str, Any] = {"role": message.role}
     content = message.content
     if isinstance(content, str) or content is None:
@@ -145,6 +161,8 @@ def _message(message: Message) -> dict[str, Any]:
         ]
     if message.tool_call_id is not None:
         wire["tool_call_id"] = message.tool_call_id
+    if reasoning_field and message.role == "assistant" and message.reasoning is not None:
+        wire[reasoning_field] = message.reasoning
     return wire
 
 

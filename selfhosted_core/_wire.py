@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, JsonValue
+from pydantic import BaseModel, ConfigDict, JsonValue, NonNegativeInt
 
 
 class _Wire(BaseModel):
@@ -131,3 +131,21 @@ class WireProps(_Wire):
 
     n_ctx: int | None = None
     default_generation_settings: WireGenerationSettings | None = None
+
+
+class WireTokens(_Wire):
+    """llama-server's `/tokenize` reply: the token ids (tools/server/README.md)."""
+
+    tokens: list[int]
+
+
+class WirePrompt(_Wire):
+    """llama-server's `/apply-template` reply: the chat template applied to the messages."""
+
+    prompt: str
+
+
+class WireTokenCount(_Wire):
+    """vLLM's and SGLang's `/tokenize` reply; `count` is the number of tokens."""
+
+    count: NonNegativeInt

@@ -103,6 +103,9 @@ class ModelEndpoint(_Validated):
         label: A human name for this endpoint, used in errors and reports.
         capabilities: What the model can do (default: chat only).
         dimension: Output size of an embedding model; required exactly when it embeds.
+        context_window: The context size in tokens this endpoint runs with, when the operator
+            wants to state it; otherwise `Provider.context_window` uses what `health()` found.
+            Replicas may differ; the provider reports the smallest.
         token_modifier: Billing multiplier applied to token counts; 0 or unset means 1.0.
         served_model: The model name sent upstream (defaults to `id`).
         server: The server software, when known; otherwise it is detected by `health()`.
@@ -123,6 +126,7 @@ class ModelEndpoint(_Validated):
     label: str | None = None
     capabilities: frozenset[Capability] = frozenset({Capability.CHAT})
     dimension: int | None = None
+    context_window: int | None = None
     token_modifier: float = 1.0
     served_model: str | None = None
     server: ServerKind | None = None
@@ -201,11 +205,18 @@ class ModelEndpoint(_Validated):
             raise ValueError("must be a finite number of seconds > 0")
         return value
 
-    @field_validator("dimension", mode="before")
+    @field_validator("dimension", "context_window", mode="before")
     @classmethod
-    def _check_dimension_type(cls, value: Any) -> Any:
+    def _check_integer_type(cls, value: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError("must be an integer")
+        return value
+
+    @field_validator("context_window")
+    @classmethod
+    def _check_context_window(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError("must be > 0")
         return value
 
     @model_validator(mode="after")

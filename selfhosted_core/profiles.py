@@ -32,7 +32,7 @@ class ServerKind(str, Enum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerProfile:
-    """What a server kind accepts in a chat request.
+    """What a server kind accepts in a chat request, and which tokenizer API it offers.
 
     Attributes:
         kind: The server this profile describes.
@@ -46,22 +46,51 @@ class ServerProfile:
         response_format_style: `openai` sends `{"type": "json_schema", "json_schema": {...}}`;
             `tgi` sends `{"type": "json", "value": schema}`, the form text-generation-inference
             documents for its guidance feature.
+        reasoning_field: The assistant-message field the server reads earlier reasoning from,
+            sent only to endpoints that declare the `reasoning` capability.
+            `reasoning_content`: llama-server (common/chat.cpp
+            `common_chat_msgs_parse_oaicompat` reads it and hands it to the template as
+            `message.reasoning_content`) and SGLang (`ChatCompletionMessageGenericParam` in
+            python/sglang/srt/entrypoints/openai/protocol.py). `reasoning`: Ollama
+            (openai/openai.go `Message.Reasoning`, passed on as `api.Message.Thinking`) and
+            vLLM (vllm/entrypoints/chat_utils.py `_parse_chat_message_content` reads
+            `message.get("reasoning")` and gives the template both `reasoning` and
+            `reasoning_content`; input reasoning arrived with vllm-project/vllm#28531, and
+            current vLLM takes `reasoning_content` only as a deprecated alias renamed in chat
+            requests, chat_completion/protocol.py `_normalize_messages_before`, not in
+            `/tokenize`, so a count would miss it).
+        tokenize: The server's own tokenizer API, so tokens are counted by the model's real
+            tokenizer and nothing is downloaded. `llama.cpp`: `POST /tokenize`
+            `{"content"}` -> `{"tokens"}`, and `POST /apply-template` `{"messages"}` ->
+            `{"prompt"}` for chat messages (tools/server/README.md). `vllm`: `POST /tokenize`
+            `{"model", "prompt"}` or `{"model", "messages"}` -> `{"count", "tokens",
+            "max_model_len"}` (vllm/entrypoints/serve/tokenize/protocol.py, formerly
+            entrypoints/openai/protocol.py). `sglang`: vLLM's text form only
+            (python/sglang/srt/entrypoints/openai/serving_tokenize.py; its `TokenizeRequest`
+            has no `messages`). None: no such API (Ollama, LM Studio, LocalAI and TGI
+            document none).
     """
 
     kind: ServerKind
     named_tool_choice: bool = False
     json_object_format: bool = True
     response_format_style: Literal["openai", "tgi"] = "openai"
+    reasoning_field: Literal["reasoning_content", "reasoning"] = "reasoning_content"
+    tokenize: Literal["llama.cpp", "vllm", "sglang"] | None = None
 
 
 PROFILES: Mapping[ServerKind, ServerProfile] = {
     ServerKind.GENERIC: ServerProfile(kind=ServerKind.GENERIC),
-    ServerKind.LLAMA_CPP: ServerProfile(kind=ServerKind.LLAMA_CPP),
-    ServerKind.VLLM: ServerProfile(kind=ServerKind.VLLM, named_tool_choice=True),
-    ServerKind.OLLAMA: ServerProfile(kind=ServerKind.OLLAMA),
+    ServerKind.LLAMA_CPP: ServerProfile(kind=ServerKind.LLAMA_CPP, tokenize="llama.cpp"),
+    ServerKind.VLLM: ServerProfile(
+        kind=ServerKind.VLLM, named_tool_choice=True, reasoning_field="reasoning", tokenize="vllm"
+    ),
+    ServerKind.OLLAMA: ServerProfile(kind=ServerKind.OLLAMA, reasoning_field="reasoning"),
     ServerKind.LMSTUDIO: ServerProfile(kind=ServerKind.LMSTUDIO, json_object_format=False),
     ServerKind.LOCALAI: ServerProfile(kind=ServerKind.LOCALAI),
-    ServerKind.SGLANG: ServerProfile(kind=ServerKind.SGLANG, named_tool_choice=True),
+    ServerKind.SGLANG: ServerProfile(
+        kind=ServerKind.SGLANG, named_tool_choice=True, tokenize="sglang"
+    ),
     ServerKind.TGI: ServerProfile(kind=ServerKind.TGI, response_format_style="tgi"),
 }
 

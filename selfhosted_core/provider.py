@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import threading
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, NoReturn
 
 import httpx2
 
-from selfhosted_core import _health, _http
+from selfhosted_core import _health, _http, _tokenize
 from selfhosted_core._calls import CallPlan
+from selfhosted_core._pools import AsyncPools, SyncPools
 from selfhosted_core._request import chat_payload, embedding_inputs, embedding_payload
 from selfhosted_core.config import Capability, Config
 from selfhosted_core.errors import CapabilityError, NotSupportedError, SelfHostedError
@@ -24,6 +25,7 @@ from selfhosted_core.types import (
     EmbeddingResponse,
     EndpointHealth,
     HealthReport,
+    Message,
     ModelInfo,
 )
 
@@ -36,8 +38,8 @@ class Provider:
     """Routes chat and embedding requests to operator-run inference servers.
 
     One pooled HTTP client per endpoint, created on first use; async clients belong to the event
-    loop that created them. Every method has an async twin (`achat`, `astream`, `aembed`,
-    `ahealth`) that decides exactly as the sync one does.
+    loop that created them. Every method that does I/O has an async twin (`achat`, `astream`,
+    `aembed`, `acount_tokens`, `ahealth`) that decides exactly as the sync one does.
 
     Example:
         >>> from selfhosted_core import ChatRequest, Config, Message, Provider
@@ -67,11 +69,11 @@ class Provider:
         self.provider_id = provider_id
         self._router = Router(self.config)
         self._servers: list[ServerKind | None] = [e.server for e in self.config.endpoints]
+        self._reported_context: list[int | None] = [None] * len(self.config.endpoints)
         self._transport = transport
         self._async_transport = async_transport
-        self._clients: dict[int, httpx2.Client] = {}
-        self._async_clients: dict[asyncio.AbstractEventLoop, dict[int, httpx2.AsyncClient]] = {}
-        self._lock = threading.Lock()
+        self._pools = SyncPools(self, self._new_client)
+        self._async_pools = AsyncPools(self._new_async_client)
 
     def __repr__(self) -> str:
         return f"Provider(provider_id={self.provider_id!r}, models={self.config.model_ids!r})"
@@ -92,9 +94,25 @@ class Provider:
                     provider_id=self.provider_id,
                     replicas=len(replicas),
                     endpoints=tuple(endpoint.display_name for endpoint in replicas),
+                    context_window=self.context_window(model),
                 )
             )
         return models
+
+    def context_window(self, model: str) -> int | None:
+        """The model's context size in tokens, None while unknown.
+
+        Each replica counts with its configured `context_window`, or else with what its latest
+        health check that found one reported; the smallest over the replicas is returned, so
+        a prompt that fits fits on every replica.
+        """
+        self._router.check(model, frozenset())
+        known = [
+            endpoint.context_window or self._reported_context[slot]
+            for slot, endpoint in enumerate(self.config.endpoints)
+            if endpoint.id == model
+        ]
+        return min((size for size in known if size is not None), default=None)
 
     def embedding_dimension(self, model: str) -> int:
         """The configured vector size of an embedding model."""
@@ -157,6 +175,61 @@ class Provider:
             await response.aread()
         return plan.embedding_response(response, len(texts))
 
+    def count_tokens(
+        self,
+        model: str,
+        *,
+        text: str | None = None,
+        messages: Sequence[Message] | None = None,
+    ) -> int:
+        """Count tokens with the model's own tokenizer, on its server; nothing is downloaded.
+
+        Give exactly one of `text` (counted alone, no BOS or other special token added) or
+        `messages` (the whole prompt a chat request with them would send, template and
+        generation prompt included, no tools: the server's `usage.prompt_tokens`). Works on
+        llama-server and vLLM, and on SGLang for text; an endpoint whose server kind is neither
+        configured nor yet detected is health-checked first.
+
+        Raises:
+            NotSupportedError: The server offers no tokenizer API (Ollama, LM Studio, LocalAI,
+                TGI, or a kind that stays unknown).
+        """
+        slot = self._count_slot(model, text, messages)
+        health = None
+        if self._servers[slot] is None:
+            health = self._health_one(slot, _health.DEFAULT_HEALTH_TIMEOUT)
+        steps = self._plan_count(slot, model, text, messages, health)
+        client = self._client(slot)
+        step: CallPlan | int = next(steps)
+        while isinstance(step, CallPlan):
+            with step.errors():
+                response = _http.send(client, step.request(client))
+                response.read()
+            step = _tokenize.advance(steps, response)
+        return step
+
+    async def acount_tokens(
+        self,
+        model: str,
+        *,
+        text: str | None = None,
+        messages: Sequence[Message] | None = None,
+    ) -> int:
+        """Async twin of `count_tokens`."""
+        slot = self._count_slot(model, text, messages)
+        health = None
+        if self._servers[slot] is None:
+            health = await self._ahealth_one(slot, _health.DEFAULT_HEALTH_TIMEOUT)
+        steps = self._plan_count(slot, model, text, messages, health)
+        client = self._aclient(slot)
+        step: CallPlan | int = next(steps)
+        while isinstance(step, CallPlan):
+            with step.errors():
+                response = await _http.asend(client, step.request(client))
+                await response.aread()
+            step = _tokenize.advance(steps, response)
+        return step
+
     def health(self, *, timeout: float = _health.DEFAULT_HEALTH_TIMEOUT) -> HealthReport:
         """Check every endpoint; one endpoint down or loading never fails the report."""
         return HealthReport(
@@ -179,16 +252,11 @@ class Provider:
 
     def close(self) -> None:
         """Close the sync connection pools."""
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.close()
+        self._pools.close()
 
     async def aclose(self) -> None:
         """Close the async pools of the running event loop, and the sync pools."""
-        clients = self._async_clients.pop(asyncio.get_running_loop(), {})
-        for client in clients.values():
-            await client.aclose()
+        await self._async_pools.aclose()
         self.close()
 
     def __enter__(self) -> Provider:
@@ -245,30 +313,40 @@ class Provider:
         )
         return plan, texts
 
+    def _count_slot(self, model: str, text: str | None, messages: Sequence[Message] | None) -> int:
+        """The replica to count on (any capability will do), after checking the request."""
+        _tokenize.check(model, text, messages)
+        return self._router.select(model, frozenset())
+
+    def _plan_count(
+        self,
+        slot: int,
+        model: str,
+        text: str | None,
+        messages: Sequence[Message] | None,
+        health: EndpointHealth | None,
+    ) -> _tokenize.TokenCount:
+        return _tokenize.count(
+            slot=slot,
+            endpoint=self.config.endpoints[slot],
+            model=model,
+            server=self._servers[slot] or ServerKind.GENERIC,
+            text=text,
+            messages=messages,
+            health=health,
+        )
+
     def _client(self, slot: int) -> httpx2.Client:
-        client = self._clients.get(slot)
-        if client is None:
-            with self._lock:
-                client = self._clients.get(slot)
-                if client is None:
-                    endpoint = self.config.endpoints[slot]
-                    client = self._clients[slot] = _http.new_client(endpoint, self._transport)
-        return client
+        return self._pools.get(slot)
 
     def _aclient(self, slot: int) -> httpx2.AsyncClient:
-        loop = asyncio.get_running_loop()
-        clients = self._async_clients.get(loop)
-        if clients is None:
-            # Pooled connections reference their loop, so entries of finished loops (each
-            # `asyncio.run`) would never be collected; drop them when a new loop arrives.
-            for finished in [other for other in self._async_clients if other.is_closed()]:
-                del self._async_clients[finished]
-            clients = self._async_clients[loop] = {}
-        client = clients.get(slot)
-        if client is None:
-            endpoint = self.config.endpoints[slot]
-            client = clients[slot] = _http.new_async_client(endpoint, self._async_transport)
-        return client
+        return self._async_pools.get(slot)
+
+    def _new_client(self, slot: int) -> httpx2.Client:
+        return _http.new_client(self.config.endpoints[slot], self._transport)
+
+    def _new_async_client(self, slot: int) -> httpx2.AsyncClient:
+        return _http.new_async_client(self.config.endpoints[slot], self._async_transport)
 
     def _health_one(self, slot: int, timeout: float) -> EndpointHealth:
         endpoint = self.config.endpoints[slot]
@@ -301,7 +379,12 @@ class Provider:
         return self._remember(slot, step)
 
     def _remember(self, slot: int, health: EndpointHealth) -> EndpointHealth:
-        """Adopt the detected server kind unless the config declared one."""
+        """Adopt the detected server kind unless the config declared one; keep the context size.
+
+        A check that found no context size (the server down or loading) keeps the last one.
+        """
         if self.config.endpoints[slot].server is None and health.server is not None:
             self._servers[slot] = health.server
+        if health.context_window is not None:
+            self._reported_context[slot] = health.context_window
         return health

@@ -265,7 +265,11 @@ class EmbeddingResponse:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelInfo:
-    """A configured model as callers see it (replicas folded into one entry)."""
+    """A configured model as callers see it (replicas folded into one entry).
+
+    `context_window` is `Provider.context_window(id)` at the time of listing: the smallest
+    configured or health-reported context size of the replicas, None while unknown.
+    """
 
     id: str
     label: str
@@ -275,6 +279,7 @@ class ModelInfo:
     provider_id: str
     replicas: int
     endpoints: tuple[str, ...]
+    context_window: int | None = None
 
 
 class HealthStatus(str, Enum):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from selfhosted_core import (
     ChatChunk,
     ChatRequest,
@@ -9,6 +11,7 @@ from selfhosted_core import (
     EmbeddingRequest,
     EmbeddingResponse,
     HealthReport,
+    Message,
     Provider,
 )
 
@@ -43,3 +46,10 @@ class Driver:
         if self.mode == "sync":
             return self.provider.health()
         return await self.provider.ahealth()
+
+    async def count_tokens(
+        self, model: str, *, text: str | None = None, messages: Sequence[Message] | None = None
+    ) -> int:
+        if self.mode == "sync":
+            return self.provider.count_tokens(model, text=text, messages=messages)
+        return await self.provider.acount_tokens(model, text=text, messages=messages)

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
-from typing_extensions import Self
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
 from selfhosted_core import Capability, Config, ConfigurationError, ModelInfo, Provider
 from selfhosted_core.errors import UnknownModelError
@@ -62,13 +61,17 @@ class EndpointSettings(BaseModel):
         """Further `ModelEndpoint` fields for a `base_url` endpoint."""
         return {}
 
-    @model_validator(mode="after")
-    def _resolve_provider(self) -> Self:
+    def __init__(self, **data: Any) -> None:
+        """Validate the fields, then resolve the provider and check that it serves `model`.
+
+        Resolution happens after pydantic's validation so that its errors (`ConfigurationError`,
+        `UnknownModelError`) reach the caller as themselves, not wrapped in a ValidationError.
+        """
+        super().__init__(**data)
         if not self.model:
             raise ConfigurationError("model: required (or set SELFHOSTED_MODEL)")
         self._provider = self.provider or self._new_provider()
         model_info(self._provider, self.model)
-        return self
 
     def _new_provider(self) -> Provider:
         explicit = self.model_fields_set

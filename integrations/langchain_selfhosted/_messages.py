@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import (
     AIMessage,
@@ -82,7 +82,9 @@ def _to_core(message: BaseMessage, *, model: str) -> Message:
         # Malformed calls go back as they came, so the tool messages answering them still
         # match a call id.
         calls += [
-            ToolCall(id=call["id"] or "", name=call["name"] or "", arguments=call["args"] or "", args={})
+            ToolCall(
+                id=call["id"] or "", name=call["name"] or "", arguments=call["args"] or "", args={}
+            )
             for call in message.invalid_tool_calls
         ]
         return Message(
@@ -161,10 +163,15 @@ def usage_metadata(usage: Usage | None) -> UsageMetadata | None:
     """LangChain's usage record; cached prompt and reasoning tokens as details when known."""
     if usage is None:
         return None
-    metadata = UsageMetadata(
-        input_tokens=usage.prompt_tokens,
-        output_tokens=usage.completion_tokens,
-        total_tokens=usage.total_tokens,
+    # langchain-core marks the details `typing.NotRequired`, which mypy checking for Python
+    # 3.10 cannot see; the cast states what the TypedDict really allows.
+    metadata = cast(
+        "UsageMetadata",
+        {
+            "input_tokens": usage.prompt_tokens,
+            "output_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        },
     )
     if usage.cached_prompt_tokens is not None:
         metadata["input_token_details"] = InputTokenDetails(cache_read=usage.cached_prompt_tokens)
@@ -200,7 +207,9 @@ def to_ai_message(response: ChatResponse) -> AIMessage:
         content=response.content or "",
         id=response.id,
         additional_kwargs=_reasoning_kwargs(response.reasoning),
-        tool_calls=[tool_call(name=c.name, args=dict(c.args), id=c.id) for c in response.tool_calls],
+        tool_calls=[
+            tool_call(name=c.name, args=dict(c.args), id=c.id) for c in response.tool_calls
+        ],
         invalid_tool_calls=[
             invalid_tool_call(name=c.name, args=c.arguments, id=c.id, error=c.error)
             for c in response.invalid_tool_calls

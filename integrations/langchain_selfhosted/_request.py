@@ -11,9 +11,8 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
-from selfhosted_core import ChatRequest, InvalidRequestError, ResponseFormat, Tool
-
 from langchain_selfhosted._messages import to_core_messages
+from selfhosted_core import ChatRequest, InvalidRequestError, ResponseFormat, Tool
 
 SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "frequency_penalty", "presence_penalty")
 """Sampling settings a model holds as fields and a call may override."""

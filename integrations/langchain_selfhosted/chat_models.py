@@ -10,7 +10,7 @@ from operator import itemgetter
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LanguageModelInput, LangSmithParams
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
@@ -23,8 +23,7 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, Field, model_validator
-from typing_extensions import Self
+from pydantic import BaseModel, Field
 
 from langchain_selfhosted._endpoints import EndpointSettings, model_info
 from langchain_selfhosted._errors import mapped_errors
@@ -51,7 +50,7 @@ __all__ = ["ChatSelfHosted"]
 StructuredOutputMethod = Literal["json_schema", "function_calling", "json_mode"]
 
 
-class ChatSelfHosted(EndpointSettings, BaseChatModel):  # type: ignore[misc]
+class ChatSelfHosted(EndpointSettings, BaseChatModel):
     r"""Chat with models served by llama-server, vLLM, Ollama, LM Studio, LocalAI, SGLang or TGI.
 
     Requests go through a `selfhosted_core.Provider`: routed to a replica that declares what the
@@ -203,16 +202,16 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):  # type: ignore[misc]
         Capability.STRUCTURED_OUTPUT,
     )
 
-    @model_validator(mode="after")
-    def _fill_profile(self) -> Self:
+    def __init__(self, **data: Any) -> None:
+        """Validate, resolve the endpoints, and fill `profile` from what they declare."""
+        super().__init__(**data)
         if self.profile is None:
             self.profile = self._profile()
-        return self
 
     def _profile(self) -> ModelProfile:
         info = model_info(self._provider, self.model)
         capabilities = info.capabilities
-        profile = ModelProfile(
+        return ModelProfile(
             text_inputs=True,
             text_outputs=True,
             image_inputs=Capability.VISION in capabilities,
@@ -222,7 +221,6 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):  # type: ignore[misc]
             structured_output=Capability.STRUCTURED_OUTPUT in capabilities,
             reasoning_output=Capability.REASONING in capabilities,
         )
-        return profile
 
     @property
     def _llm_type(self) -> str:
@@ -456,7 +454,7 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):  # type: ignore[misc]
                 ls_structured_output_format=traced,
             )
             parser = (
-                PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+                PydanticToolsParser(tools=[schema], first_tool_only=True)
                 if pydantic_schema
                 else JsonOutputKeyToolsParser(key_name=function["name"], first_tool_only=True)
             )
@@ -476,7 +474,7 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):  # type: ignore[misc]
                 )
             llm = self.bind(response_format=response_format, ls_structured_output_format=traced)
             parser = (
-                PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
+                PydanticOutputParser(pydantic_object=schema)
                 if pydantic_schema
                 else JsonOutputParser()
             )

@@ -5,7 +5,7 @@ that the model behaves like a small program.
 
 - Embeddings are one-hot and the output matrix is a next-token table: each token's row ranks
   every token, so the model spells fixed answers and, when a grammar masks its first choice,
-  falls back in an order that ends JSON quickly (``""``, ``0``, ``false``, ``[]``, ``{}``
+  falls back in an order that ends JSON quickly (``"a"``, ``0``, ``false``, ``[]``, ``{}``
   wherever the schema allows them).
 - Two attention heads raise a flag when ``<tools>`` or ``<tool_response>`` is in the prompt;
   a feed-forward unit reads the flags on the newline that opens the assistant turn and picks
@@ -18,12 +18,20 @@ What the served model does (llama-server started with ``--jinja``):
   written ``<tool_call>`` + ``{"name": ..., "arguments": ...}`` + ``</tool_call>``. The tool is
   the offered one whose name sorts first (characters compared in the order a-z, A-Z, 0-9,
   ``_``, ``-``; a name before its extensions): llama-server's tool grammar only admits offered
-  names and the model prefers characters in that order. The arguments are ``{}``, or the
-  smallest object the tool's schema accepts when it requires parameters;
+  names and the model prefers characters in that order. The arguments are ``{}``, or when the
+  tool requires parameters the smallest object its schema accepts, strings written as below
+  (``{"city": "a"}``);
 - once a ``role: tool`` message is in the conversation it answers
   :data:`TOOL_RESULT_ANSWER_TEXT` instead of calling again, so agent loops end;
-- under a ``json_schema`` or ``json_object`` ``response_format`` it writes the smallest
-  document the schema's grammar accepts, e.g. ``{"name":"","age":0}``.
+- under a ``json_schema`` ``response_format`` it writes the smallest document the schema's
+  grammar accepts, strings written as below (``{"name":"a","age":0}``); under ``json_object``
+  it writes ``{}``.
+
+A string value is not left empty: it starts with the first character the grammar admits in the
+order a-z, A-Z, 0-9, ``_``, ``-`` and closes as soon as the grammar lets it, so it reads ``"a"``,
+``"aaa"`` under ``minLength`` 3 and ``"zed"`` under ``enum: ["", "zed"]``; it is ``""`` only
+where the grammar admits none of those characters (``maxLength`` 0, say). Property names come
+from the schema and are not affected.
 
 With ``tool_choice: "none"`` the tools are still in the prompt but no grammar applies, so a
 call with a made-up name comes back as content; a user message containing the literal text
@@ -65,7 +73,7 @@ __all__ = [
 ]
 
 # Bump whenever the written bytes change: it is part of the cached file name.
-CHAT_MODEL_VERSION = 1
+CHAT_MODEL_VERSION = 2
 PLAIN_ANSWER_TEXT = "".join(PLAIN_ANSWER)
 TOOL_RESULT_ANSWER_TEXT = "".join(TOOL_RESULT_ANSWER)
 
@@ -84,6 +92,8 @@ _DETECT_SCORE = 50.0
 _GATE = 8.0
 # How far the feed-forward unit lifts its token above the table's choice for "\n", in units.
 _BOOST = 10.0
+# The characters of tool names, in the order the model prefers them.
+_NAME_CHARS = string.ascii_lowercase + string.ascii_uppercase + string.digits + "_-"
 
 
 def _layout(vocab: ChatVocab) -> dict[str, int]:
@@ -96,10 +106,10 @@ def _layout(vocab: ChatVocab) -> dict[str, int]:
 
 def _order(vocab: ChatVocab) -> list[int]:
     # Fallback order shared by all rows: the characters of tool names first, lowercase leading
-    # (a grammar choosing between names takes the smallest in this alphabet, and strings that
-    # must not be empty read "aaa"), other printable bytes, UTF-8 bytes, longer tokens, tags,
-    # end of turn; whitespace and control tokens last, so optional JSON whitespace never wins.
-    text = (string.ascii_lowercase + string.ascii_uppercase + string.digits + "_-").encode()
+    # (a grammar choosing between names takes the smallest in this alphabet, and a string with a
+    # minimum length repeats "a"), other printable bytes, UTF-8 bytes, longer tokens, tags, end
+    # of turn; whitespace and control tokens last, so optional JSON whitespace never wins.
+    text = _NAME_CHARS.encode()
     printable = [b for b in range(0x21, 0x7F) if b not in text]
     single = [vocab.id(bytes([b])) for b in (*text, *printable, *range(0x80, 0x100))]
     whitespace = [vocab.id(bytes([b])) for b in (*range(0x21), 0x7F)]
@@ -123,6 +133,11 @@ def _next_token_table(vocab: ChatVocab) -> np.ndarray:
     # the closing quote wins instead.
     default = [tok(TOOL_CALL_ARGS), eos, tok('"'), *order[:26], *closers]
     rows: dict[int, list[int]] = {
+        # One token opens and closes strings. After an opening quote a name character beats the
+        # closing quote, so a string value gets one (a letter's row then closes it); after a
+        # closing quote the grammar masks both and a closer wins as in the default row. No
+        # tool-call piece here: after an opening quote it would close an empty string.
+        tok('"'): [eos, *order[: len(_NAME_CHARS)], tok('"'), *closers],
         # The newline ending "<|im_start|>assistant\n": the first token of the answer (the
         # feed-forward unit lifts the second or third), else the start of a JSON document.
         tok("\n"): [tok(PLAIN_ANSWER[0]), tool_call, tok(TOOL_RESULT_ANSWER[0]), eos, *values],
@@ -294,7 +309,7 @@ def chat_model_path(*, root: Path | None = None) -> Path:
     Example:
         >>> from selfhosted_core.local._chat_model import chat_model_path
         >>> chat_model_path().name
-        'selfhosted-tiny-chat-v1.f32.gguf'
+        'selfhosted-tiny-chat-v2.f32.gguf'
     """
     target = (root or cache_root()) / "models" / f"{_NAME}-v{CHAT_MODEL_VERSION}.f32.gguf"
     return cached_file(target, write_chat_model)

@@ -87,6 +87,16 @@ LLAMA_MODELS = (
 )
 LLAMA_PROPS = b'{"default_generation_settings":{"n_ctx":2048},"total_slots":2}'
 
+# tools/server/README.md POST /tokenize (with_pieces false): {"tokens": [123, 456, 789]}.
+LLAMA_TOKENIZE = b'{"tokens":[123,456,789]}'
+
+# tools/server/README.md POST /apply-template: {"prompt": ...}, the chat template applied
+# (server-context.cpp post_apply_template); a ChatML prompt ending in the generation prompt.
+LLAMA_APPLY_TEMPLATE = (
+    b'{"prompt":"<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n'
+    b'<|im_start|>user\\nHi<|im_end|>\\n<|im_start|>assistant\\n"}'
+)
+
 # --- vLLM (vllm-project/vllm) -------------------------------------------------------------------
 
 # vllm/entrypoints/openai/serving_engine.py before v0.10.1: flat error body (PR #22099 nested it).
@@ -123,6 +133,12 @@ VLLM_MODELS = (
     b'{"object":"list","data":[{"id":"qwen3","object":"model","created":1760000000,'
     b'"owned_by":"vllm","root":"Qwen/Qwen3-8B","parent":null,"max_model_len":32768,'
     b'"permission":[]}]}'
+)
+
+# vllm/entrypoints/serve/tokenize/protocol.py TokenizeResponse (count, max_model_len, tokens,
+# token_strs; entrypoints/openai/protocol.py in older versions).
+VLLM_TOKENIZE = (
+    b'{"count":4,"max_model_len":32768,"tokens":[151644,872,198,13048],"token_strs":null}'
 )
 
 # --- TGI (huggingface/text-generation-inference) ------------------------------------------------
@@ -217,6 +233,10 @@ SGLANG_CONTEXT_OVERFLOW = (
     b'{"object":"error","message":"The input (400013 tokens) is longer than the model\'s context '
     b'length (262144 tokens).","type":"BadRequestError","param":null,"code":400}'
 )
+
+# python/sglang/srt/entrypoints/openai/protocol.py TokenizeResponse (tokens, count,
+# max_model_len), answered by serving_tokenize.py for a string prompt.
+SGLANG_TOKENIZE = b'{"tokens":[9707,11,1879],"count":3,"max_model_len":131072}'
 
 # --- OpenAI --------------------------------------------------------------------------------------
 

@@ -49,6 +49,28 @@ def test_dimension_only_with_embedding_and_positive() -> None:
     ]
 
 
+def test_context_window_is_optional_positive_and_may_differ_between_replicas() -> None:
+    assert ModelEndpoint(**CHAT).context_window is None
+    config = Config(
+        endpoints=[
+            {**CHAT, "context_window": 8192},
+            {**CHAT, "url": "http://gpu-2:8080", "context_window": 4096},
+        ]
+    )
+    assert [endpoint.context_window for endpoint in config.endpoints] == [8192, 4096]
+    assert problems(
+        endpoints=[
+            {**CHAT, "context_window": 0},
+            {**CHAT, "url": "http://gpu-2:8080", "context_window": -1},
+            {**CHAT, "url": "http://gpu-3:8080", "context_window": True},
+        ]
+    ) == [
+        "endpoints[0].context_window: must be > 0",
+        "endpoints[1].context_window: must be > 0",
+        "endpoints[2].context_window: must be an integer",
+    ]
+
+
 def test_at_least_one_endpoint() -> None:
     assert problems(endpoints=[]) == ["endpoints: at least one endpoint is required"]
 

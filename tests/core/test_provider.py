@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import httpx2
@@ -511,3 +512,55 @@ def test_stream_can_be_left_early_and_final_response_drains(server: FakeServer) 
         closed.close()
         with pytest.raises(ResponseError, match="closed before it finished"):
             closed.final_response()
+
+
+def test_context_window_configured_is_the_smallest_replica() -> None:
+    config = Config(
+        endpoints=[
+            {"url": "http://gpu-1:8080", "id": "m", "context_window": 8192},
+            {"url": "http://gpu-2:8080", "id": "m", "context_window": 4096},
+            {"url": "http://gpu-3:8080", "id": "other"},
+        ]
+    )
+    provider = Provider(config)
+    assert (provider.context_window("m"), provider.context_window("other")) == (4096, None)
+    assert [info.context_window for info in provider.available_models()] == [4096, None]
+    with pytest.raises(UnknownModelError):
+        provider.context_window("nope")
+
+
+async def test_context_window_from_the_health_checks_unless_configured(
+    driver: Driver, server: FakeServer
+) -> None:
+    sizes = {"gpu-1": 2048, "gpu-2": 1024, "gpu-3": 4096}
+    down: set[str] = set()
+
+    def health(request: httpx2.Request) -> tuple[int, bytes, dict[str, str]]:
+        if request.url.host in down:
+            raise httpx2.ConnectError("Connection refused")
+        return 200, b'{"status":"ok"}', {}
+
+    def props(request: httpx2.Request) -> tuple[int, bytes, dict[str, str]]:
+        body = {"default_generation_settings": {"n_ctx": sizes[request.url.host]}}
+        return 200, json.dumps(body).encode(), {}
+
+    server.on("GET", "/health", health)
+    server.on("GET", "/v1/models", payloads.LLAMA_MODELS)
+    server.on("GET", "/props", props)
+    config = Config(
+        endpoints=[
+            {"url": "http://gpu-1:8080", "id": "tiny"},
+            {"url": "http://gpu-2:8080", "id": "tiny"},
+            {"url": "http://gpu-3:8080", "id": "capped", "context_window": 512},
+        ]
+    )
+    transport = server.transport
+    async with Provider(config, transport=transport, async_transport=transport) as provider:
+        check = Driver(driver.mode, provider)
+        assert (provider.context_window("tiny"), provider.context_window("capped")) == (None, 512)
+        await check.health()
+        assert (provider.context_window("tiny"), provider.context_window("capped")) == (1024, 512)
+        assert provider.available_models()[0].context_window == 1024
+        down.add("gpu-2")  # a later check that finds no size keeps the last one found
+        assert (await check.health()).endpoints[1].status is HealthStatus.DOWN
+        assert provider.context_window("tiny") == 1024

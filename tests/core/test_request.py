@@ -191,6 +191,45 @@ def test_messages_with_parts_tool_calls_and_results() -> None:
     ]
 
 
+REASONER = ModelEndpoint(url="http://h:1", id="qwen3", capabilities=["chat", "reasoning"])
+HISTORY = [
+    Message(role="user", content="2 + 2?", reasoning="not an assistant's"),
+    Message(role="assistant", content="4", reasoning="Two and two make four."),
+    Message(role="user", content="And 3 + 3?"),
+]
+
+
+@pytest.mark.parametrize(
+    ("server", "field"),
+    [
+        # common/chat.cpp common_chat_msgs_parse_oaicompat reads message["reasoning_content"].
+        (ServerKind.LLAMA_CPP, "reasoning_content"),
+        # vllm/entrypoints/chat_utils.py _parse_chat_message_content: message.get("reasoning").
+        (ServerKind.VLLM, "reasoning"),
+        # python/sglang/srt/entrypoints/openai/protocol.py ChatCompletionMessageGenericParam.
+        (ServerKind.SGLANG, "reasoning_content"),
+        # ollama/ollama openai/openai.go Message.Reasoning `json:"reasoning"`.
+        (ServerKind.OLLAMA, "reasoning"),
+        (ServerKind.GENERIC, "reasoning_content"),
+    ],
+)
+def test_assistant_reasoning_goes_back_under_the_field_the_server_reads(
+    server: ServerKind, field: str
+) -> None:
+    request = ChatRequest(model="qwen3", messages=HISTORY)
+    sent = chat_payload(request, REASONER, profile_for(server), stream=False)
+    assert sent["messages"] == [
+        {"role": "user", "content": "2 + 2?"},
+        {"role": "assistant", "content": "4", field: "Two and two make four."},
+        {"role": "user", "content": "And 3 + 3?"},
+    ]
+
+
+def test_reasoning_is_not_sent_to_a_model_not_declared_reasoning() -> None:
+    sent = payload(ServerKind.LLAMA_CPP, messages=HISTORY)
+    assert sent["messages"][1] == {"role": "assistant", "content": "4"}
+
+
 def test_embeddings_are_sent_as_text_asking_for_floats() -> None:
     request = EmbeddingRequest(model="minilm", input="just one text")
     texts = embedding_inputs(request)

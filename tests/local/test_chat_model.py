@@ -305,7 +305,7 @@ def test_server_calls_the_first_named_tool_once(chat_server: LlamaServer, tool_c
     choice = _chat(chat_server, messages=USER, tools=[SEARCH, WEATHER], tool_choice=tool_choice)
     assert choice["finish_reason"] == "tool_calls"
     # "get_weather" sorts before "search"; the grammar fills its required "city".
-    assert _only_call(choice["message"]) == ("get_weather", {"city": ""})
+    assert _only_call(choice["message"]) == ("get_weather", {"city": "a"})
     assert not choice["message"]["content"]
 
 
@@ -326,7 +326,28 @@ def test_server_json_schema(chat_server: LlamaServer) -> None:
     choice = _chat(chat_server, messages=USER, response_format=response_format)
     assert choice["finish_reason"] == "stop"
     document = json.loads(choice["message"]["content"])
-    assert document == {"name": "", "age": 0, "tags": [], "ok": False, "nick": "aaa"}
+    assert document == {"name": "a", "age": 0, "tags": [], "ok": False, "nick": "aaa"}
+
+
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    [
+        ({"type": "string"}, "a"),
+        ({"type": "array", "items": {"type": "string"}, "minItems": 2}, ["a", "a"]),
+        ({"enum": ["", "zed"]}, "zed"),
+        ({"type": "string", "pattern": "^[A-Z]*$"}, "A"),
+        ({"type": "string", "maxLength": 0}, ""),
+    ],
+    ids=["string", "array", "enum", "uppercase", "max-length-0"],
+)
+def test_server_json_schema_strings(
+    chat_server: LlamaServer, schema: dict[str, Any], expected: Any
+) -> None:
+    # A string takes the first character the grammar admits in the order a-z, A-Z, 0-9, _, -.
+    response_format = {"type": "json_schema", "json_schema": {"name": "value", "schema": schema}}
+    choice = _chat(chat_server, messages=USER, response_format=response_format)
+    assert choice["finish_reason"] == "stop"
+    assert json.loads(choice["message"]["content"]) == expected
 
 
 def test_server_json_object(chat_server: LlamaServer) -> None:
@@ -356,5 +377,5 @@ def test_server_streams_the_tool_call(chat_server: LlamaServer) -> None:
         "get_weather"
     ]
     arguments = "".join(call["function"].get("arguments", "") for call in calls)
-    assert json.loads(arguments) == {"city": ""}
+    assert json.loads(arguments) == {"city": "a"}
     assert finishes == ["tool_calls"]

@@ -9,7 +9,6 @@ import pytest
 
 from selfhosted_core import Config
 from selfhosted_core.local import LlamaServer, chat_model_path
-from tests.integration.conftest import API_KEY
 
 OVERRIDE_MODEL = "tiny-alt"
 

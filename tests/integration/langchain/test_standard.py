@@ -60,8 +60,8 @@ class TestChatSelfHostedStandard(ChatModelIntegrationTests):
         self,
         model: BaseChatModel,
         *,
-        tool_choice: str | None = None,
-        force_tool_call: bool = True,
+        tool_choice: str | None = None,  # noqa: PT028
+        force_tool_call: bool = True,  # noqa: PT028
     ) -> None:
         super().test_unicode_tool_call_integration(
             model, tool_choice=tool_choice, force_tool_call=force_tool_call

@@ -1,0 +1,80 @@
+"""Token counting and the context window through the core, against a real llama-server."""
+
+from __future__ import annotations
+
+import httpx2
+
+from selfhosted_core import ChatRequest, Config, Message, Provider
+from selfhosted_core.local import LlamaServer
+from tests.driver import Driver
+from tests.integration.conftest import API_KEY, CONTEXT, SLOTS
+
+TEXT = "What is the weather in Oslo? Answer in one short sentence, please."
+
+
+def server_tokens(server: LlamaServer, text: str, *, key: str | None = None) -> list[int]:
+    """The server's own /tokenize answer, asked directly (no BOS: the documented default)."""
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    response = httpx2.post(f"{server.url}/tokenize", json={"content": text}, headers=headers)
+    response.raise_for_status()
+    tokens: list[int] = response.json()["tokens"]
+    return tokens
+
+
+async def test_text_is_counted_by_the_servers_tokenizer(
+    driver: Driver, chat_server: LlamaServer
+) -> None:
+    count = await driver.count_tokens("tiny", text=TEXT)
+    assert count == len(server_tokens(chat_server, TEXT, key=API_KEY))
+    assert 0 < count <= len(TEXT.encode())
+    assert await driver.count_tokens("tiny", text="") == 0
+
+
+async def test_messages_count_is_the_prompt_the_chat_then_reports(driver: Driver) -> None:
+    messages = [
+        Message(role="system", content="Be brief."),
+        Message(role="user", content=TEXT),
+    ]
+    count = await driver.count_tokens("tiny", messages=messages)
+    answer = await driver.chat(ChatRequest(model="tiny", messages=messages, max_tokens=4))
+    assert answer.usage is not None
+    assert count == answer.usage.prompt_tokens
+    # The template wraps the text in turns and adds the generation prompt.
+    assert count > await driver.count_tokens("tiny", text=TEXT)
+
+
+async def test_an_undeclared_server_is_detected_before_counting(
+    driver: Driver, embedding_server: LlamaServer
+) -> None:
+    """The `minilm` endpoint declares no `server:`; the count runs its health check first."""
+    count = await driver.count_tokens("minilm", text=TEXT)
+    assert count == len(server_tokens(embedding_server, TEXT))
+
+
+async def test_reasoning_sent_back_is_accepted_and_counted(driver: Driver, config: Config) -> None:
+    """llama-server reads `reasoning_content` on assistant messages (common/chat.cpp)."""
+    endpoint = config.endpoints[0].model_dump()
+    endpoint["capabilities"] = ["chat", "reasoning"]
+    history = [
+        Message(role="user", content="Say hello"),
+        Message(role="assistant", content="Hello!", reasoning="The user wants a greeting."),
+        Message(role="user", content="Again"),
+    ]
+    async with Provider(Config(endpoints=[endpoint])) as provider:
+        reasoner = Driver(driver.mode, provider)
+        answer = await reasoner.chat(ChatRequest(model="tiny", messages=history, max_tokens=8))
+        count = await reasoner.count_tokens("tiny", messages=history)
+    assert answer.usage is not None
+    assert count == answer.usage.prompt_tokens
+
+
+async def test_context_window_is_what_the_health_check_found(driver: Driver) -> None:
+    provider = driver.provider
+    assert provider.context_window("tiny") is None
+    await driver.health()
+    assert provider.context_window("tiny") == CONTEXT // SLOTS
+    assert provider.context_window("minilm") == 512
+    assert [info.context_window for info in provider.available_models()] == [
+        CONTEXT // SLOTS,
+        512,
+    ]

@@ -1,0 +1,368 @@
+"""`ChatSelfHosted` on the mock transport: each behaviour runs through sync and async."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_core.exceptions import (
+    ContextOverflowError,
+    ModelAPIError,
+    ModelAuthenticationError,
+)
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from pydantic import BaseModel
+
+from langchain_selfhosted import ChatSelfHosted, chat_models
+from selfhosted_core import (
+    CapabilityError,
+    ContextWindowExceededError,
+    InvalidRequestError,
+    Provider,
+    ServerError,
+    UnknownModelError,
+)
+from tests.core import payloads
+from tests.core.harness import FakeServer, Route
+from tests.langchain.conftest import LCDriver, merged
+
+CHAT = "/v1/chat/completions"
+
+
+def _answer(message: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "tiny",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+        **extra,
+    }
+
+
+def _weather(city: str) -> str:
+    """Get the weather in a city."""
+    return city
+
+
+def _time(zone: str) -> str:
+    """Get the time in a zone."""
+    return zone
+
+
+class Person(BaseModel):
+    """A person."""
+
+    name: str
+    age: int
+
+
+async def test_invoke_reports_usage_and_metadata(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, payloads.LLAMA_OBJECT_ARGUMENTS)
+    message = await lc.invoke(chat, "read it")
+    assert isinstance(message, AIMessage)
+    assert message.usage_metadata == {
+        "input_tokens": 40,
+        "output_tokens": 12,
+        "total_tokens": 52,
+        "input_token_details": {"cache_read": 32},
+    }
+    metadata = message.response_metadata
+    assert metadata["model_name"] == "qwen3"
+    assert metadata["finish_reason"] == "tool_calls"
+    assert metadata["endpoint"] == "chat-a"
+    assert metadata["model_provider"] == "selfhosted"
+    assert metadata["billed_tokens"] == 104.0
+    assert message.tool_calls == [
+        {"name": "read_file", "args": {"path": "/etc/hosts"}, "id": "call_1", "type": "tool_call"}
+    ]
+
+
+async def test_stream_sends_usage_once_and_metadata_last(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    server.stream(CHAT, payloads.LLAMA_STREAM)
+    chunks = await lc.stream(chat, "Hi")
+    assert [chunk.usage_metadata is not None for chunk in chunks].count(True) == 1
+    assert [bool(chunk.response_metadata.get("model_name")) for chunk in chunks] == [False] * (
+        len(chunks) - 1
+    ) + [True]
+    assert chunks[-1].chunk_position == "last"
+    full = merged(chunks)
+    assert full.content == "Hello there"
+    assert full.response_metadata["model_name"] == "tiny"
+    assert full.response_metadata["system_fingerprint"] == "b6000-abc"
+    assert "timings" in full.response_metadata
+    assert full.usage_metadata is not None
+    assert full.usage_metadata["total_tokens"] > 0
+
+
+async def test_stream_gives_parallel_calls_distinct_indexes(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    server.stream(CHAT, payloads.OLLAMA_STREAM_INDEX_ZERO)
+    chunks = await lc.stream(chat.bind_tools([_weather]), "read both")
+    indexes = [piece["index"] for chunk in chunks for piece in chunk.tool_call_chunks]
+    assert indexes == [0, 1]
+    full = merged(chunks)
+    assert [(call["id"], call["args"]) for call in full.tool_calls] == [
+        ("abc123", {"filePath": "a.txt"}),
+        ("def456", {"filePath": "b.txt"}),
+    ]
+
+
+async def test_truncated_arguments_stay_invalid(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    # A call cut off by max_tokens: OpenAI's shape, finish_reason "length".
+    call = {
+        "id": "call_9",
+        "type": "function",
+        "function": {"name": "_weather", "arguments": '{"city": "Par'},
+    }
+    body = _answer({"role": "assistant", "content": None, "tool_calls": [call]})
+    body["choices"][0]["finish_reason"] = "length"
+    server.on("POST", CHAT, body)
+    message = await lc.invoke(chat.bind_tools([_weather]), "weather?")
+    assert message.tool_calls == []
+    [invalid] = message.invalid_tool_calls
+    assert invalid["args"] == '{"city": "Par'
+    assert invalid["id"] == "call_9"
+    assert invalid["error"]
+    assert message.response_metadata["finish_reason"] == "length"
+
+
+async def test_named_tool_choice_sends_only_that_tool_as_required(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, payloads.LLAMA_OBJECT_ARGUMENTS)
+    await lc.invoke(chat.bind_tools([_weather, _time], tool_choice="_time"), "time?")
+    [payload] = server.payloads()
+    assert [tool["function"]["name"] for tool in payload["tools"]] == ["_time"]
+    assert payload["tool_choice"] == "required"
+
+
+@pytest.mark.parametrize(
+    ("choice", "sent"), [("any", "required"), (True, "required"), ("auto", "auto")]
+)
+async def test_tool_choice_spellings(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer, choice: Any, sent: str
+) -> None:
+    server.on("POST", CHAT, payloads.LLAMA_OBJECT_ARGUMENTS)
+    await lc.invoke(chat.bind_tools([_weather, _time], tool_choice=choice), "time?")
+    [payload] = server.payloads()
+    assert payload["tool_choice"] == sent
+    assert len(payload["tools"]) == 2
+    assert "parallel_tool_calls" not in payload
+
+
+def test_bind_tools_refuses_a_choice_naming_no_tool(chat: ChatSelfHosted) -> None:
+    with pytest.raises(InvalidRequestError, match="'_clock' names no bound tool"):
+        chat.bind_tools([_weather], tool_choice="_clock")
+
+
+async def test_structured_output_sends_the_schema_unforced(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, _answer({"role": "assistant", "content": '{"name":"Ada","age":36}'}))
+    person = await lc.invoke(chat.with_structured_output(Person), "Ada, 36")
+    assert person == Person(name="Ada", age=36)
+    [payload] = server.payloads()
+    spec = payload["response_format"]["json_schema"]
+    assert payload["response_format"]["type"] == "json_schema"
+    assert spec["name"] == "Person"
+    assert spec["description"] == "A person."
+    assert "strict" not in spec
+    assert "additionalProperties" not in spec["schema"]
+    assert spec["schema"]["required"] == ["name", "age"]
+
+
+async def test_structured_output_include_raw_keeps_parse_errors(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, _answer({"role": "assistant", "content": '{"name":"Ada"}'}))
+    result = await lc.invoke(chat.with_structured_output(Person, include_raw=True), "Ada")
+    assert isinstance(result["raw"], AIMessage)
+    assert result["parsed"] is None
+    assert result["parsing_error"] is not None
+
+
+async def test_structured_output_by_function_calling(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "Person", "arguments": '{"name":"Ada","age":36}'},
+    }
+    server.on("POST", CHAT, _answer({"role": "assistant", "content": None, "tool_calls": [call]}))
+    structured = chat.with_structured_output(Person, method="function_calling", strict=True)
+    assert await lc.invoke(structured, "Ada, 36") == Person(name="Ada", age=36)
+    [payload] = server.payloads()
+    assert payload["tool_choice"] == "required"
+    assert payload["tools"][0]["function"]["strict"] is True
+    assert "response_format" not in payload
+
+
+async def test_json_mode_asks_for_any_object(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, _answer({"role": "assistant", "content": '{"a": 1}'}))
+    result = await lc.invoke(
+        chat.with_structured_output({"title": "Any", "type": "object"}, method="json_mode"), "x"
+    )
+    assert result == {"a": 1}
+    assert server.payloads()[0]["response_format"] == {"type": "json_object"}
+
+
+async def test_reasoning_lands_in_additional_kwargs_and_blocks(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, payloads.VLLM_REASONING)
+    message = await lc.invoke(chat, "capital of France?")
+    assert message.additional_kwargs["reasoning_content"] == "The capital of France."
+    assert message.content_blocks[0] == {"type": "reasoning", "reasoning": "The capital of France."}
+    assert message.usage_metadata["output_token_details"] == {"reasoning": 5}
+
+
+async def test_conversation_is_sent_in_openai_shape(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, payloads.LLAMA_OBJECT_ARGUMENTS)
+    history = [
+        SystemMessage("Be brief."),
+        HumanMessage("weather?", name="ada"),
+        AIMessage("", tool_calls=[{"name": "_weather", "args": {"city": "Paris"}, "id": "c1"}]),
+        ToolMessage("sunny", tool_call_id="c1"),
+    ]
+    await lc.invoke(chat.bind_tools([_weather]), history, stop=["\n\n"])
+    [payload] = server.payloads()
+    assert payload["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "weather?", "name": "ada"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "content": "sunny", "tool_call_id": "c1"},
+    ]
+    assert payload["stop"] == ["\n\n"]
+
+
+async def test_sampling_fields_and_per_call_overrides(
+    lc: LCDriver, provider: Provider, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, payloads.LLAMA_OBJECT_ARGUMENTS)
+    model = ChatSelfHosted(
+        model="tiny",
+        provider=provider,
+        temperature=0.2,
+        max_tokens=9,
+        seed=7,
+        extra_body={"cache_prompt": True},
+    )
+    await lc.invoke(model, "Hi", temperature=0.9, extra_body={"top_k": 3})
+    [payload] = server.payloads()
+    assert payload["temperature"] == 0.9
+    assert payload["max_tokens"] == 9
+    assert payload["seed"] == 7
+    assert payload["cache_prompt"] is True
+    assert payload["top_k"] == 3
+    assert "max_completion_tokens" not in payload
+
+
+async def test_unexpected_call_arguments_are_refused(lc: LCDriver, chat: ChatSelfHosted) -> None:
+    with pytest.raises(InvalidRequestError, match=r"\['top_kk'\].*extra_body"):
+        await lc.invoke(chat, "Hi", top_kk=3)
+
+
+async def test_context_overflow_is_also_langchains_error(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, payloads.LLAMA_CONTEXT_OVERFLOW, status=400)
+    with pytest.raises(ContextOverflowError) as caught:
+        await lc.invoke(chat, "long")
+    assert isinstance(caught.value, ContextWindowExceededError)
+    assert caught.value.endpoint == "chat-a"
+    assert isinstance(caught.value.__cause__, ContextWindowExceededError)
+
+
+async def test_bad_key_is_langchains_authentication_error(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, payloads.LLAMA_INVALID_KEY, status=401)
+    with pytest.raises(ModelAuthenticationError) as caught:
+        await lc.invoke(chat, "Hi")
+    assert "key-for-chat" not in str(caught.value)
+
+
+async def test_retries_a_loading_server_then_answers(
+    lc: LCDriver, provider: Provider, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replies: Iterator[Route] = iter(
+        [
+            (503, payloads.LLAMA_LOADING, {}),
+            (200, json.dumps(_answer({"role": "assistant", "content": "ok"})).encode(), {}),
+        ]
+    )
+    server.on("POST", CHAT, lambda _: next(replies))
+    waits: list[float | None] = []
+
+    def no_wait(error: Exception, *, attempt: int, max_retries: int) -> float | None:
+        delay = original(error, attempt=attempt, max_retries=max_retries)  # type: ignore[arg-type]
+        waits.append(delay)
+        return None if delay is None else 0.0
+
+    original = chat_models.retry_delay  # type: ignore[attr-defined]
+    monkeypatch.setattr(chat_models, "retry_delay", no_wait)
+    model = ChatSelfHosted(model="tiny", provider=provider, max_retries=1)
+    assert (await lc.invoke(model, "Hi")).content == "ok"
+    assert waits == [0.5]
+
+
+async def test_no_retry_once_a_stream_has_output(
+    lc: LCDriver, provider: Provider, server: FakeServer
+) -> None:
+    server.stream(CHAT, payloads.LLAMA_STREAM_ERROR_EVENT)
+    model = ChatSelfHosted(model="tiny", provider=provider, max_retries=3)
+    with pytest.raises(ModelAPIError) as caught:
+        await lc.stream(model, "Hi")
+    assert isinstance(caught.value, ServerError)
+    assert len(server.requests) == 1
+
+
+async def test_images_need_a_vision_endpoint(lc: LCDriver, chat: ChatSelfHosted) -> None:
+    image = HumanMessage(
+        [{"type": "text", "text": "what?"}, {"type": "image", "url": "https://x.test/a.png"}]
+    )
+    with pytest.raises(CapabilityError, match="vision"):
+        await lc.invoke(chat, [image])
+
+
+def test_unknown_model_names_the_known_ones(provider: Provider) -> None:
+    with pytest.raises(UnknownModelError, match="'tiny', 'minilm'"):
+        ChatSelfHosted(model="qwen3", provider=provider)
+
+
+def test_profile_follows_declared_capabilities(chat: ChatSelfHosted) -> None:
+    assert chat.profile is not None
+    assert chat.profile["tool_calling"] is True
+    assert chat.profile["structured_output"] is True
+    assert chat.profile["image_inputs"] is False
+    assert chat.profile["reasoning_output"] is False
+
+
+def test_langsmith_params_name_the_model_actually_used(chat: ChatSelfHosted) -> None:
+    assert chat._get_ls_params()["ls_provider"] == "selfhosted"
+    assert chat._get_ls_params(model="minilm")["ls_model_name"] == "minilm"

@@ -18,7 +18,7 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from selfhosted_core import _repair
 from selfhosted_core._assemble import Assembler
-from selfhosted_core._http import transport_errors
+from selfhosted_core._http import timeout_of, transport_errors
 from selfhosted_core._status import error_from_status
 from selfhosted_core._wire import WireEmbeddingList
 from selfhosted_core.config import ModelEndpoint
@@ -42,6 +42,7 @@ class CallPlan:
     url: str
     body: bytes
     stream: bool = False
+    timeout: float | None = None
 
     @classmethod
     def post(
@@ -55,10 +56,12 @@ class CallPlan:
         payload: dict[str, Any],
         stream: bool = False,
         server_root: bool = False,
+        timeout: float | None = None,
     ) -> CallPlan:
         """Plan a JSON POST to `path` under the endpoint's API root.
 
-        With `server_root`, `path` lives beside `/v1` instead of under it (`/tokenize`).
+        With `server_root`, `path` lives beside `/v1` instead of under it (`/tokenize`);
+        `timeout` replaces the endpoint's own for this call.
         """
         try:
             body = to_json(payload)
@@ -74,12 +77,17 @@ class CallPlan:
             url=f"{endpoint.server_root if server_root else endpoint.api_base}{path}",
             body=body,
             stream=stream,
+            timeout=timeout,
         )
 
     def request(self, client: httpx2.Client | httpx2.AsyncClient) -> httpx2.Request:
         """The HTTP request, built on the endpoint's own client (its headers, its key)."""
         headers = _SSE_HEADERS if self.stream else _JSON_HEADERS
-        return client.build_request("POST", self.url, content=self.body, headers=headers)
+        if self.timeout is None:
+            return client.build_request("POST", self.url, content=self.body, headers=headers)
+        return client.build_request(
+            "POST", self.url, content=self.body, headers=headers, timeout=timeout_of(self.timeout)
+        )
 
     def errors(
         self, partial: Callable[[], ChatResponse | None] = lambda: None

@@ -25,16 +25,16 @@ def client_headers(endpoint: ModelEndpoint) -> dict[str, str]:
     return headers
 
 
-def client_timeout(endpoint: ModelEndpoint) -> httpx2.Timeout:
-    """The endpoint's timeout, with connecting capped: a server that is up accepts at once."""
-    return httpx2.Timeout(endpoint.timeout, connect=min(_CONNECT_TIMEOUT, endpoint.timeout))
+def timeout_of(seconds: float) -> httpx2.Timeout:
+    """A timeout with connecting capped: a server that is up accepts at once."""
+    return httpx2.Timeout(seconds, connect=min(_CONNECT_TIMEOUT, seconds))
 
 
 def new_client(endpoint: ModelEndpoint, transport: httpx2.BaseTransport | None) -> httpx2.Client:
     """A pooled sync client for one endpoint. Redirects are not followed (the key stays put)."""
     return httpx2.Client(
         headers=client_headers(endpoint),
-        timeout=client_timeout(endpoint),
+        timeout=timeout_of(endpoint.timeout),
         limits=_LIMITS,
         transport=transport,
         follow_redirects=False,
@@ -47,7 +47,7 @@ def new_async_client(
     """A pooled async client for one endpoint, for use on the event loop that created it."""
     return httpx2.AsyncClient(
         headers=client_headers(endpoint),
-        timeout=client_timeout(endpoint),
+        timeout=timeout_of(endpoint.timeout),
         limits=_LIMITS,
         transport=transport,
         follow_redirects=False,

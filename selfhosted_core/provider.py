@@ -293,6 +293,7 @@ class Provider:
             path="/chat/completions",
             payload=chat_payload(request, endpoint, profile_for(server), stream=stream),
             stream=stream,
+            timeout=request.timeout,
         )
 
     def _plan_embed(self, request: EmbeddingRequest) -> tuple[CallPlan | None, list[str]]:
@@ -310,6 +311,7 @@ class Provider:
             server=self._servers[slot] or ServerKind.GENERIC,
             path="/embeddings",
             payload=embedding_payload(texts, request, endpoint),
+            timeout=request.timeout,
         )
         return plan, texts
 

@@ -126,6 +126,7 @@ class ChatRequest:
 
     `tool_choice` is `auto`, `none`, `required`, or the name of one of `tools`.
     `extra_body` is merged into the payload last, for server-specific parameters.
+    `timeout` (seconds) replaces the endpoint's configured timeout for this request.
 
     Example:
         >>> ChatRequest(model="qwen3", messages=[Message(role="user", content="Hi")], max_tokens=64)
@@ -146,6 +147,7 @@ class ChatRequest:
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     extra_body: Mapping[str, Any] | None = None
+    timeout: float | None = None
 
     def required_capabilities(self) -> frozenset[Capability]:
         """The capabilities an endpoint must declare to serve this request."""
@@ -246,11 +248,12 @@ class ChatChunk:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EmbeddingRequest:
-    """Texts to embed with an embedding model."""
+    """Texts to embed with an embedding model; `timeout` replaces the endpoint's for this call."""
 
     model: str
     input: Sequence[str]
     extra_body: Mapping[str, Any] | None = None
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -66,3 +66,41 @@ def test_core_imports_no_framework() -> None:
     )
     loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
     assert loaded == []
+
+
+LANGCHAIN_MODULES = [
+    "langchain_selfhosted",
+    "langchain_selfhosted.chat_models",
+    "langchain_selfhosted.embeddings",
+]
+
+
+@pytest.mark.parametrize("name", LANGCHAIN_MODULES)
+def test_langchain_all_is_sorted_and_documented(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = module.__all__
+    assert exported == sorted(exported, key=isort_style)
+    assert module.__doc__
+    for symbol in exported:
+        value = getattr(module, symbol)
+        assert value.__doc__, f"{name}.{symbol} has no docstring"
+        for attribute, member in vars(value).items():
+            if callable(member) and not attribute.startswith("_"):
+                assert member.__doc__, f"{name}.{symbol}.{attribute} has no docstring"
+
+
+def test_langchain_package_exports_its_modules() -> None:
+    public = {
+        symbol for name in LANGCHAIN_MODULES[1:] for symbol in importlib.import_module(name).__all__
+    }
+    assert public == set(importlib.import_module("langchain_selfhosted").__all__)
+
+
+def test_langchain_integration_imports_neither_litellm_nor_openai() -> None:
+    code = (
+        "import sys, json, langchain_selfhosted; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('litellm', 'openai', 'tiktoken', 'langchain_openai'))))"
+    )
+    loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
+    assert loaded == []

@@ -10,5 +10,6 @@ Example:
 from __future__ import annotations
 
 from langchain_selfhosted.chat_models import ChatSelfHosted
+from langchain_selfhosted.embeddings import SelfHostedEmbeddings
 
-__all__ = ["ChatSelfHosted"]
+__all__ = ["ChatSelfHosted", "SelfHostedEmbeddings"]

@@ -47,8 +47,8 @@ class EndpointSettings(BaseModel):
     capabilities: list[Capability] | None = None
     """What the `base_url` model can do; config endpoints declare their own."""
 
-    timeout: float | None = None
-    """Seconds to wait for the `base_url` server; config endpoints declare their own."""
+    timeout: float | None = Field(default=None, gt=0)
+    """Seconds to wait for each request, replacing the endpoints' configured timeouts."""
 
     provider: Provider | None = Field(default=None, exclude=True)
     """A core `Provider` to share between models; overrides every other source."""
@@ -93,8 +93,6 @@ class EndpointSettings(BaseModel):
             "capabilities": self.capabilities or self._default_capabilities,
             **self._endpoint_extras(),
         }
-        if self.timeout is not None:
-            endpoint["timeout"] = self.timeout
         return Provider(Config(endpoints=[endpoint]))
 
 

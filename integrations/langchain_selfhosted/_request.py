@@ -47,6 +47,7 @@ def build_request(
     defaults: Mapping[str, Any],
     stop: Sequence[str] | None,
     extra_body: Mapping[str, Any] | None,
+    timeout: float | None,
     options: Mapping[str, Any],
 ) -> ChatRequest:
     """The core request for one call.
@@ -57,6 +58,7 @@ def build_request(
         defaults: The model's sampling fields; per-call options of the same names win.
         stop: Stop sequences for this call.
         extra_body: The model's extra payload fields; a per-call `extra_body` is merged over it.
+        timeout: Seconds to wait, replacing the endpoint's configured timeout.
         options: Bound and per-call keyword arguments.
     """
     unknown = set(options) - _CALL_OPTIONS - set(SAMPLING)
@@ -78,6 +80,7 @@ def build_request(
         response_format=_response_format(options.get("response_format"), model=model),
         stop=list(stop) if stop else None,
         extra_body=body or None,
+        timeout=timeout,
         **sampling,
     )
 

@@ -23,7 +23,7 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_selfhosted._endpoints import EndpointSettings, model_info
 from langchain_selfhosted._errors import mapped_errors
@@ -80,7 +80,7 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
         capabilities: list[Capability] | None
             What the `base_url` model can do (default chat, function_call, structured_output).
         timeout: float | None
-            Seconds to wait for the `base_url` server.
+            Seconds to wait for each request (replaces the endpoints' configured timeouts).
 
     Key init args — completion params:
         temperature, top_p, max_tokens, seed, frequency_penalty, presence_penalty, stop
@@ -169,6 +169,8 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
         sent back on the next turn to endpoints that declare the `reasoning` capability.
     """
 
+    model_config = ConfigDict(extra="forbid")
+
     temperature: float | None = None
     """Sampling temperature."""
 
@@ -190,6 +192,9 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
     stop: list[str] | None = None
     """Sequences that end generation."""
 
+    streaming: bool = False
+    """Make `invoke` stream internally, so callbacks and LangGraph see every token."""
+
     max_retries: int = Field(default=2, ge=0)
     """Retries of retryable failures (connection, timeout, 429, 5xx) before output arrived."""
 
@@ -209,9 +214,9 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
             self.profile = self._profile()
 
     def _profile(self) -> ModelProfile:
-        info = model_info(self._provider, self.model)
-        capabilities = info.capabilities
-        return ModelProfile(
+        """The profile from the declared capabilities and the known context window."""
+        capabilities = model_info(self._provider, self.model).capabilities
+        profile = ModelProfile(
             text_inputs=True,
             text_outputs=True,
             image_inputs=Capability.VISION in capabilities,
@@ -221,6 +226,31 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
             structured_output=Capability.STRUCTURED_OUTPUT in capabilities,
             reasoning_output=Capability.REASONING in capabilities,
         )
+        context = self._provider.context_window(self.model)
+        if context is not None:
+            profile["max_input_tokens"] = context
+        return profile
+
+    def refresh_profile(self) -> ModelProfile:
+        """Health-check the servers and rebuild `profile` with the context window they report.
+
+        The context window comes from the config's `context_window` when declared; otherwise
+        from the servers (llama-server's `/props`, vLLM's `max_model_len`), which construction
+        never contacts. Middleware that trims history reads `profile["max_input_tokens"]`.
+
+        Example:
+            >>> model.refresh_profile()["max_input_tokens"]  # doctest: +SKIP
+            8192
+        """
+        self._provider.health()
+        self.profile = self._profile()
+        return self.profile
+
+    async def arefresh_profile(self) -> ModelProfile:
+        """Async twin of `refresh_profile`."""
+        await self._provider.ahealth()
+        self.profile = self._profile()
+        return self.profile
 
     @property
     def _llm_type(self) -> str:
@@ -264,6 +294,7 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
             defaults=self._defaults(),
             stop=stop if stop is not None else self.stop,
             extra_body=self.extra_body,
+            timeout=self.timeout,
             options=kwargs,
         )
 

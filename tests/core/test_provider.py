@@ -564,3 +564,17 @@ async def test_context_window_from_the_health_checks_unless_configured(
         down.add("gpu-2")  # a later check that finds no size keeps the last one found
         assert (await check.health()).endpoints[1].status is HealthStatus.DOWN
         assert provider.context_window("tiny") == 1024
+
+
+async def test_request_timeout_replaces_the_endpoints_own(
+    driver: Driver, server: FakeServer
+) -> None:
+    server.on("POST", f"/v1{CHAT}", payloads.VLLM_REASONING)
+    server.on(
+        "POST", "/v1/embeddings", payloads.OLLAMA_BASE64_EMBEDDINGS.replace(b'"nomic"', b'"m"')
+    )
+    await driver.chat(chat(timeout=3.0))
+    await driver.chat(chat())
+    await driver.embed(EmbeddingRequest(model="minilm", input=["a"], timeout=2.0))
+    reads = [request.extensions["timeout"]["read"] for request in server.requests]
+    assert reads == [3.0, 600.0, 2.0]

@@ -13,20 +13,22 @@ from langchain_core.exceptions import (
     ModelAuthenticationError,
 )
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from langchain_selfhosted import ChatSelfHosted, chat_models
 from selfhosted_core import (
     CapabilityError,
+    Config,
     ContextWindowExceededError,
     InvalidRequestError,
+    NotSupportedError,
     Provider,
     ServerError,
     UnknownModelError,
 )
 from tests.core import payloads
 from tests.core.harness import FakeServer, Route
-from tests.langchain.conftest import LCDriver, merged
+from tests.lc_driver import LCDriver, merged
 
 CHAT = "/v1/chat/completions"
 
@@ -366,3 +368,112 @@ def test_profile_follows_declared_capabilities(chat: ChatSelfHosted) -> None:
 def test_langsmith_params_name_the_model_actually_used(chat: ChatSelfHosted) -> None:
     assert chat._get_ls_params()["ls_provider"] == "selfhosted"
     assert chat._get_ls_params(model="minilm")["ls_model_name"] == "minilm"
+
+
+def _llama_provider(server: FakeServer, **endpoint: Any) -> Provider:
+    config = Config(
+        endpoints=[
+            {"url": "http://llama.test:8080", "id": "tiny", "server": "llama.cpp", **endpoint}
+        ]
+    )
+    return Provider(config, transport=server.transport, async_transport=server.transport)
+
+
+async def test_reasoning_goes_back_to_a_reasoning_endpoint(
+    lc: LCDriver, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, payloads.VLLM_REASONING)
+    provider = _llama_provider(server, capabilities=["chat", "reasoning"])
+    model = ChatSelfHosted(model="tiny", provider=provider)
+    first = await lc.invoke(model, "capital of France?")
+    await lc.invoke(model, [HumanMessage("capital of France?"), first, HumanMessage("and Spain?")])
+    sent = server.payloads()[1]["messages"][1]
+    assert sent == {
+        "role": "assistant",
+        "content": "Paris.",
+        "reasoning_content": "The capital of France.",
+    }
+
+
+async def test_images_reach_a_vision_endpoint_as_image_url_parts(
+    lc: LCDriver, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, payloads.VLLM_REASONING)
+    provider = _llama_provider(server, capabilities=["chat", "vision"])
+    image = HumanMessage(
+        [
+            {"type": "text", "text": "what?"},
+            {"type": "image", "base64": "iVBORw0K", "mime_type": "image/png"},
+            {"type": "image_url", "image_url": {"url": "https://x.test/a.png", "detail": "low"}},
+        ]
+    )
+    await lc.invoke(ChatSelfHosted(model="tiny", provider=provider), [image])
+    assert server.payloads()[0]["messages"][0]["content"] == [
+        {"type": "text", "text": "what?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}},
+        {"type": "image_url", "image_url": {"url": "https://x.test/a.png", "detail": "low"}},
+    ]
+
+
+async def test_audio_is_refused_before_sending(lc: LCDriver, chat: ChatSelfHosted) -> None:
+    audio = HumanMessage([{"type": "audio", "base64": "UklGRg==", "mime_type": "audio/wav"}])
+    with pytest.raises(NotSupportedError, match="'audio'"):
+        await lc.invoke(chat, [audio])
+
+
+async def test_timeout_applies_to_each_request(
+    lc: LCDriver, provider: Provider, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, payloads.VLLM_REASONING)
+    await lc.invoke(ChatSelfHosted(model="tiny", provider=provider, timeout=7.5), "Hi")
+    assert server.requests[0].extensions["timeout"]["read"] == 7.5
+
+
+def test_token_counts_come_from_the_servers_tokenizer(server: FakeServer) -> None:
+    server.on("POST", "/tokenize", payloads.LLAMA_TOKENIZE)
+    server.on("POST", "/apply-template", payloads.LLAMA_APPLY_TEMPLATE)
+    model = ChatSelfHosted(model="tiny", provider=_llama_provider(server))
+    assert model.get_num_tokens("Hello there") == 3
+    assert model.get_num_tokens_from_messages([SystemMessage("Be brief."), HumanMessage("Hi")]) == 3
+    template = server.payloads()[1]
+    assert template["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+    ]
+    with pytest.raises(NotSupportedError, match="tools"):
+        model.get_num_tokens_from_messages([HumanMessage("Hi")], tools=[_weather])
+
+
+def test_profile_window_from_the_config(server: FakeServer) -> None:
+    model = ChatSelfHosted(model="tiny", provider=_llama_provider(server, context_window=8192))
+    assert model.profile is not None
+    assert model.profile["max_input_tokens"] == 8192
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_refresh_profile_reads_the_servers_window(mode: str, server: FakeServer) -> None:
+    server.on("GET", "/health", {"status": "ok"})
+    server.on("GET", "/v1/models", payloads.LLAMA_MODELS)
+    server.on("GET", "/props", payloads.LLAMA_PROPS)
+    model = ChatSelfHosted(model="tiny", provider=_llama_provider(server))
+    assert model.profile is not None
+    assert "max_input_tokens" not in model.profile
+    profile = model.refresh_profile() if mode == "sync" else await model.arefresh_profile()
+    assert profile["max_input_tokens"] == 2048
+    assert model.profile == profile
+
+
+def test_misspelt_arguments_are_refused(provider: Provider) -> None:
+    with pytest.raises(ValidationError, match="tempature"):
+        ChatSelfHosted(model="tiny", provider=provider, tempature=0)
+
+
+async def test_streaming_flag_makes_invoke_stream(
+    lc: LCDriver, provider: Provider, server: FakeServer
+) -> None:
+    server.stream(CHAT, payloads.LLAMA_STREAM)
+    model = ChatSelfHosted(model="tiny", provider=provider, streaming=True)
+    message = await lc.invoke(model, "Hi")
+    assert message.content == "Hello there"
+    assert server.payloads()[0]["stream"] is True
+    assert message.usage_metadata is not None

@@ -1,4 +1,5 @@
-"""A second tiny chat server, so per-call model overrides reach a different model id."""
+"""Second servers: a chat model under another id (per-call model overrides) and an
+embedding replica (batches spread over two servers)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from selfhosted_core import Config
-from selfhosted_core.local import LlamaServer, chat_model_path
+from selfhosted_core.local import LlamaServer, chat_model_path, embedding_model_path
+from tests.lc_driver import lc  # noqa: F401 - the parity fixture
 
 OVERRIDE_MODEL = "tiny-alt"
 
@@ -29,3 +31,12 @@ def langchain_config(config: Config, second_chat_server: LlamaServer) -> Config:
         "capabilities": ["chat", "function_call", "structured_output"],
     }
     return Config(endpoints=[*config.endpoints, alternative])
+
+
+@pytest.fixture(scope="session")
+def second_embedding_server(binary: Path) -> Iterator[LlamaServer]:
+    """Another MiniLM server: with the integration config's, two replicas of `minilm`."""
+    with LlamaServer(
+        embedding_model_path(), alias="minilm", embeddings=True, binary=binary
+    ) as server:
+        yield server

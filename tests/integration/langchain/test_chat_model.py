@@ -1,0 +1,82 @@
+"""`ChatSelfHosted` against the real llama-server: what the standard suite does not pin down."""
+
+from __future__ import annotations
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel
+
+from langchain_selfhosted import ChatSelfHosted
+from selfhosted_core import Config
+from tests.integration.conftest import CONTEXT, SLOTS
+from tests.lc_driver import LCDriver, merged
+
+
+class Person(BaseModel):
+    name: str
+    age: int
+
+
+def _weather(city: str) -> str:
+    """Get the weather in a city."""
+    return city
+
+
+def _alarm(hour: int) -> str:
+    """Set an alarm."""
+    return str(hour)
+
+
+async def test_token_count_matches_the_prompt_the_server_bills(
+    lc: LCDriver, config: Config
+) -> None:
+    model = ChatSelfHosted(model="tiny", config=config, max_tokens=8)
+    conversation = [SystemMessage("Be brief."), HumanMessage("What is the capital of France?")]
+    answer = await lc.invoke(model, conversation)
+    assert answer.usage_metadata is not None
+    assert model.get_num_tokens_from_messages(conversation) == answer.usage_metadata["input_tokens"]
+    assert (
+        0
+        < model.get_num_tokens("What is the capital of France?")
+        < answer.usage_metadata["input_tokens"]
+    )
+
+
+async def test_refresh_profile_reads_the_per_slot_window(config: Config) -> None:
+    model = ChatSelfHosted(model="tiny", config=config)
+    profile = await model.arefresh_profile()
+    assert profile["max_input_tokens"] == CONTEXT // SLOTS
+    assert profile["tool_calling"] is True
+
+
+async def test_named_tool_choice_is_honoured(lc: LCDriver, config: Config) -> None:
+    # The tiny model prefers the tool whose name sorts first (_alarm); naming _weather must win.
+    model = ChatSelfHosted(model="tiny", config=config).bind_tools(
+        [_alarm, _weather], tool_choice="_weather"
+    )
+    message = await lc.invoke(model, "Hello!")
+    assert [call["name"] for call in message.tool_calls] == ["_weather"]
+    chunks = await lc.stream(model, "Hello!")
+    assert [call["name"] for call in merged(chunks).tool_calls] == ["_weather"]
+
+
+async def test_structured_output_parses_the_servers_json(lc: LCDriver, config: Config) -> None:
+    model = ChatSelfHosted(model="tiny", config=config)
+    for method in ("json_schema", "function_calling"):
+        person = await lc.invoke(model.with_structured_output(Person, method=method), "Ada, 36")
+        assert isinstance(person, Person)
+
+
+async def test_stream_and_invoke_agree(lc: LCDriver, config: Config) -> None:
+    model = ChatSelfHosted(model="tiny", config=config).bind_tools([_weather])
+    whole = await lc.invoke(model, "weather?")
+    streamed = merged(await lc.stream(model, "weather?"))
+    assert isinstance(whole, AIMessage)
+    assert [(c["name"], c["args"]) for c in streamed.tool_calls] == [
+        (c["name"], c["args"]) for c in whole.tool_calls
+    ]
+    # cache_read differs: the second request reuses the first one's prompt cache.
+    assert streamed.usage_metadata is not None
+    assert whole.usage_metadata is not None
+    assert streamed.usage_metadata["input_tokens"] == whole.usage_metadata["input_tokens"]
+    assert streamed.usage_metadata["output_tokens"] == whole.usage_metadata["output_tokens"]
+    assert streamed.response_metadata["finish_reason"] == whole.response_metadata["finish_reason"]

@@ -180,6 +180,13 @@ class Assembler:
         """Whether a finish reason arrived (a stream that ends here lost nothing)."""
         return self._finish is not None
 
+    def partial(self) -> ChatResponse | None:
+        """What arrived before a failure, or None when the server sent nothing yet.
+
+        None tells callers that retrying loses nothing: no output was produced.
+        """
+        return None if self._first is None else self.result()
+
     def result(self) -> ChatResponse:
         """The answer so far, repaired: the final one after the stream ends."""
         reasoning_tail, content_tail = self._think.flush()
@@ -216,7 +223,7 @@ class Assembler:
             raise self._malformed(f"malformed JSON from server: {excerpt!r}") from exc
         if wire.error is not None:
             raise error_from_event(
-                wire.error, model=self._model, endpoint=self._endpoint, partial=self.result()
+                wire.error, model=self._model, endpoint=self._endpoint, partial=self.partial()
             )
         return wire
 
@@ -226,7 +233,7 @@ class Assembler:
         except ValidationError:
             detail = data.decode("utf-8", "replace")
         return error_from_event(
-            detail, model=self._model, endpoint=self._endpoint, partial=self.result()
+            detail, model=self._model, endpoint=self._endpoint, partial=self.partial()
         )
 
     def _absorb(self, wire: WireChatCompletion, *, whole: bool) -> ChatChunk | None:
@@ -284,7 +291,7 @@ class Assembler:
 
     def _malformed(self, message: str) -> ResponseError:
         return ResponseError(
-            message, model=self._model, endpoint=self._endpoint, partial=self.result()
+            message, model=self._model, endpoint=self._endpoint, partial=self.partial()
         )
 
 

@@ -129,7 +129,7 @@ class CallPlan:
                 "stream ended before the answer finished (no finish reason, no [DONE])",
                 model=self.model,
                 endpoint=self.endpoint.display_name,
-                partial=assembler.result(),
+                partial=assembler.partial(),
             )
         return assembler.result()
 

@@ -56,9 +56,18 @@ async def _closer(clients: dict[int, httpx2.AsyncClient]) -> AsyncGenerator[None
     try:
         yield
     finally:
-        for client in list(clients.values()):
-            await client.aclose()
+        await _aclose_all(list(clients.values()))
         clients.clear()
+
+
+async def _aclose_all(clients: list[httpx2.AsyncClient]) -> None:
+    """Close every client; one failing to close does not leave the others open."""
+    if not clients:
+        return
+    try:
+        await clients[0].aclose()
+    finally:
+        await _aclose_all(clients[1:])
 
 
 class _LoopPools:
@@ -82,18 +91,21 @@ class AsyncPools:
     def __init__(self, factory: Callable[[int], httpx2.AsyncClient]) -> None:
         self._factory = factory
         self._loops: dict[asyncio.AbstractEventLoop, _LoopPools] = {}
+        # Loops of several threads may arrive at once.
+        self._lock = threading.Lock()
 
     def get(self, slot: int) -> httpx2.AsyncClient:
         """The running loop's client for `slot` (must be called inside that loop)."""
         loop = asyncio.get_running_loop()
         pools = self._loops.get(loop)
         if pools is None:
-            # A parked generator refers to its loop (through the loop's finalizer hook), so
-            # entries of finished loops (each `asyncio.run`) are dropped when a new loop
-            # arrives; their shutdown has already closed their clients.
-            for finished in [other for other in self._loops if other.is_closed()]:
-                del self._loops[finished]
-            pools = self._loops[loop] = _LoopPools(loop)
+            with self._lock:
+                # A parked generator refers to its loop (through the loop's finalizer hook),
+                # so entries of finished loops (each `asyncio.run`) are dropped when a new
+                # loop arrives; their shutdown has already closed their clients.
+                for finished in [other for other in self._loops if other.is_closed()]:
+                    del self._loops[finished]
+                pools = self._loops[loop] = _LoopPools(loop)
         client = pools.clients.get(slot)
         if client is None:
             client = pools.clients[slot] = self._factory(slot)
@@ -101,7 +113,8 @@ class AsyncPools:
 
     async def aclose(self) -> None:
         """Close the running loop's clients now."""
-        pools = self._loops.pop(asyncio.get_running_loop(), None)
+        with self._lock:
+            pools = self._loops.pop(asyncio.get_running_loop(), None)
         if pools is not None:
             await pools.started
             await pools.closer.aclose()

@@ -88,7 +88,7 @@ def error_from_event(
     *,
     model: str,
     endpoint: str,
-    partial: ChatResponse,
+    partial: ChatResponse | None,
 ) -> APIStatusError:
     """The typed error for an error event inside a 200 stream, keeping what arrived before it."""
     if isinstance(error, str):

@@ -66,7 +66,7 @@ class _StreamState:
                 "the stream was closed before it finished",
                 model=self._plan.model,
                 endpoint=self.endpoint,
-                partial=self._assembler.result(),
+                partial=self._assembler.partial(),
             )
         return self._final
 
@@ -110,7 +110,7 @@ class ChatStream(_StreamState):
         plan, assembler = self._plan, self._assembler
         decoder = SSEDecoder()
         try:
-            with plan.errors(assembler.result):
+            with plan.errors(assembler.partial):
                 response = _http.send(self._client, plan.request(self._client))
                 try:
                     if response.status_code >= 400 or _is_json(response):
@@ -174,7 +174,7 @@ class AsyncChatStream(_StreamState):
         plan, assembler = self._plan, self._assembler
         decoder = SSEDecoder()
         try:
-            with plan.errors(assembler.result):
+            with plan.errors(assembler.partial):
                 response = await _http.asend(self._client, plan.request(self._client))
                 try:
                     if response.status_code >= 400 or _is_json(response):

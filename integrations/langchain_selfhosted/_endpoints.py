@@ -75,7 +75,7 @@ class EndpointSettings(BaseModel):
 
     def _new_provider(self) -> Provider:
         explicit = self.model_fields_set
-        if {"config", "base_url"} <= explicit:
+        if {"config", "base_url"} <= explicit and self.config is not None:
             raise ConfigurationError("pass config= or base_url=, not both", model=self.model)
         if self.config is not None and "base_url" not in explicit:
             config = self.config if isinstance(self.config, Config) else Config.load(self.config)

@@ -153,7 +153,8 @@ def _content(message: BaseMessage, *, model: str) -> tuple[str | list[ContentPar
                 model=model,
             )
     if all(isinstance(part, TextPart) for part in parts):
-        return "".join(part.text for part in parts if isinstance(part, TextPart)), (
+        # Text-only parts become one string, joined as vLLM's chat template input joins them.
+        return "\n".join(part.text for part in parts if isinstance(part, TextPart)), (
             "".join(thinking) or None
         )
     return parts, "".join(thinking) or None
@@ -220,7 +221,11 @@ def to_ai_message(response: ChatResponse) -> AIMessage:
 
 
 def to_message_chunk(chunk: ChatChunk) -> AIMessageChunk:
-    """One streamed increment; tool-call pieces keep the index the core assigned."""
+    """One streamed increment; tool-call pieces keep the index the core assigned.
+
+    Usage is left to `final_chunk`: LangChain adds usage up when it merges chunks, and servers
+    such as vLLM (`continuous_usage_stats`) send running totals on many chunks.
+    """
     return AIMessageChunk(
         content=chunk.content or "",
         id=chunk.id,
@@ -229,12 +234,14 @@ def to_message_chunk(chunk: ChatChunk) -> AIMessageChunk:
             tool_call_chunk(name=piece.name, args=piece.arguments, id=piece.id, index=piece.index)
             for piece in chunk.tool_calls
         ],
-        usage_metadata=usage_metadata(chunk.usage),
     )
 
 
 def final_chunk(response: ChatResponse) -> AIMessageChunk:
-    """The closing chunk of a stream: the response metadata, once (merging would repeat it)."""
+    """The closing chunk of a stream: usage and response metadata, once (merging adds them up)."""
     return AIMessageChunk(
-        content="", response_metadata=response_metadata(response), chunk_position="last"
+        content="",
+        usage_metadata=usage_metadata(response.usage),
+        response_metadata=response_metadata(response),
+        chunk_position="last",
     )

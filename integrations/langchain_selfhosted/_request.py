@@ -20,6 +20,8 @@ SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "frequency_penalty", "
 _CALL_OPTIONS = frozenset(
     {"model", "tools", "tool_choice", "parallel_tool_calls", "response_format", "extra_body"}
 )
+# LangChain's per-call switch between `_stream` and `_generate`; it has already decided.
+_LANGCHAIN_OPTIONS = frozenset({"stream"})
 
 
 def normalize_tool_choice(choice: str | bool | Mapping[str, Any] | None) -> str | None:
@@ -61,7 +63,7 @@ def build_request(
         timeout: Seconds to wait, replacing the endpoint's configured timeout.
         options: Bound and per-call keyword arguments.
     """
-    unknown = set(options) - _CALL_OPTIONS - set(SAMPLING)
+    unknown = set(options) - _CALL_OPTIONS - _LANGCHAIN_OPTIONS - set(SAMPLING)
     if unknown:
         raise InvalidRequestError(
             f"unexpected argument(s) {sorted(unknown)}; server-specific parameters go in "

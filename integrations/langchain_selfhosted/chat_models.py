@@ -448,7 +448,7 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
 
     def with_structured_output(
         self,
-        schema: Mapping[str, Any] | type,
+        schema: Mapping[str, Any] | type | None = None,
         *,
         method: StructuredOutputMethod = "json_schema",
         include_raw: bool = False,
@@ -458,7 +458,8 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
         """Answer with an object matching `schema` instead of a message.
 
         Args:
-            schema: A Pydantic model (v2 or v1), a TypedDict, or a JSON schema.
+            schema: A Pydantic model (v2 or v1), a TypedDict, or a JSON schema; optional only
+                with `json_mode`, which then returns plain dicts.
             method: `json_schema` sends the schema as `response_format` (servers with grammars
                 enforce it), `function_calling` forces a tool call, `json_mode` asks for any
                 JSON object (describe the shape in the prompt).
@@ -472,12 +473,20 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
         """
         if kwargs:
             raise InvalidRequestError(f"unexpected arguments {sorted(kwargs)}", model=self.model)
+        if method not in ("json_schema", "function_calling", "json_mode"):
+            raise InvalidRequestError(
+                f"method {method!r} is not json_schema, function_calling or json_mode",
+                model=self.model,
+            )
+        if schema is None and method != "json_mode":
+            raise InvalidRequestError(f"method {method!r} needs a schema", model=self.model)
         pydantic_schema = isinstance(schema, type) and is_basemodel_subclass(schema)
-        function = convert_to_openai_tool(schema)["function"]
         traced = {"kwargs": {"method": method, "strict": strict}, "schema": schema}
         llm: Runnable[LanguageModelInput, BaseMessage]
         parser: Runnable[Any, Any]
         if method == "function_calling":
+            assert schema is not None, "checked above"
+            function = convert_to_openai_tool(schema)["function"]
             llm = self.bind_tools(
                 [schema],
                 tool_choice=function["name"],
@@ -492,17 +501,14 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
         else:
             response_format: dict[str, Any] = {"type": "json_object"}
             if method == "json_schema":
+                assert schema is not None, "checked above"
+                function = convert_to_openai_tool(schema)["function"]
                 spec: dict[str, Any] = {"name": function["name"], "schema": function["parameters"]}
                 if function.get("description"):
                     spec["description"] = function["description"]
                 if strict is not None:
                     spec["strict"] = strict
                 response_format = {"type": "json_schema", "json_schema": spec}
-            elif method != "json_mode":
-                raise InvalidRequestError(
-                    f"method {method!r} is not json_schema, function_calling or json_mode",
-                    model=self.model,
-                )
             llm = self.bind(response_format=response_format, ls_structured_output_format=traced)
             parser = (
                 PydanticOutputParser(pydantic_object=schema)
@@ -522,10 +528,33 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
     def get_num_tokens(self, text: str) -> int:
         """Count `text`'s tokens with the server's own tokenizer (`/tokenize`).
 
-        Nothing is downloaded; servers without a tokenize API raise `NotSupportedError`.
+        Nothing is downloaded; servers without a tokenize API raise `NotSupportedError`. A
+        `custom_get_token_ids` given to the model takes precedence.
         """
+        if self.custom_get_token_ids is not None:
+            return len(self.custom_get_token_ids(text))
         with mapped_errors():
             return self._provider.count_tokens(self.model, text=text)
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids only from a `custom_get_token_ids`; counts come from `get_num_tokens`.
+
+        LangChain's fallback would download GPT-2's tokenizer, whose ids mean nothing to a
+        self-hosted model, so without a custom function this raises `NotSupportedError`.
+        """
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        raise NotSupportedError(
+            "token ids need custom_get_token_ids=; get_num_tokens() counts with the server's "
+            "tokenizer",
+            model=self.model,
+        )
+
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        # The cache key: models built on a shared `provider` serialise to their id alone, so
+        # the servers that answer are part of it (URLs only: keys never leave the config).
+        urls = [endpoint.api_base for endpoint in self._provider.config.replicas(self.model)]
+        return f"{super()._get_llm_string(stop, **kwargs)}---endpoints={urls}"
 
     def get_num_tokens_from_messages(
         self,

@@ -60,7 +60,7 @@ class SelfHostedEmbeddings(EndpointSettings, Embeddings):
             The vector size; required with `base_url` (env `SELFHOSTED_DIMENSION`), checked
             against the config otherwise, and filled in from it when not given.
         timeout: float | None
-            Seconds to wait for the `base_url` server.
+            Seconds to wait for each request (replaces the endpoints' configured timeouts).
 
     Key init args — embedding params:
         batch_size: int
@@ -198,7 +198,8 @@ class SelfHostedEmbeddings(EndpointSettings, Embeddings):
             if workers == 1:
                 results = [await self._aembed_batch(batch) for batch in batches]
             else:
-                # At most one batch in flight per replica, as in the sync pool.
+                # As many batches in flight as replicas, as in the sync pool; round-robin
+                # routing spreads them.
                 slots = asyncio.Semaphore(workers)
                 tasks = [
                     asyncio.ensure_future(self._aslot_batch(batch, slots)) for batch in batches

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx2
 import pytest
 from langchain_core.exceptions import (
     ContextOverflowError,
@@ -477,3 +478,76 @@ async def test_streaming_flag_makes_invoke_stream(
     assert message.content == "Hello there"
     assert server.payloads()[0]["stream"] is True
     assert message.usage_metadata is not None
+
+
+async def test_stream_retries_a_connection_failure_before_any_output(
+    lc: LCDriver, provider: Provider, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[int] = []
+
+    def refuse_once(request: httpx2.Request) -> Route:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise httpx2.ConnectError("connection refused", request=request)
+        return 200, payloads.LLAMA_STREAM, {"content-type": "text/event-stream"}
+
+    server.on("POST", CHAT, refuse_once)
+    monkeypatch.setattr(chat_models, "retry_delay", _no_wait(chat_models.retry_delay))  # type: ignore[attr-defined]
+    model = ChatSelfHosted(model="tiny", provider=provider, max_retries=1)
+    assert merged(await lc.stream(model, "Hi")).content == "Hello there"
+    assert len(attempts) == 2
+
+
+def _no_wait(original: Any) -> Any:
+    def decide(error: Exception, *, attempt: int, max_retries: int) -> float | None:
+        delay = original(error, attempt=attempt, max_retries=max_retries)
+        return None if delay is None else 0.0
+
+    return decide
+
+
+# vLLM `stream_options.continuous_usage_stats` (vllm/entrypoints/openai/protocol.py
+# StreamOptions): running usage totals on every chunk, not only a final one.
+VLLM_CONTINUOUS_USAGE = (
+    b'data: {"id":"c","object":"chat.completion.chunk","model":"tiny","choices":[{"index":0,'
+    b'"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}],'
+    b'"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10}}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","model":"tiny","choices":[{"index":0,'
+    b'"delta":{"content":"!"},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+async def test_running_usage_totals_are_not_added_up(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    server.stream(CHAT, VLLM_CONTINUOUS_USAGE)
+    full = merged(await lc.stream(chat, "Hi"))
+    assert full.usage_metadata == {"input_tokens": 9, "output_tokens": 2, "total_tokens": 11}
+    assert (await lc.invoke(chat, "Hi", stream=True)).usage_metadata == full.usage_metadata
+
+
+async def test_json_mode_needs_no_schema(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, _answer({"role": "assistant", "content": '{"b": [1]}'}))
+    assert await lc.invoke(chat.with_structured_output(method="json_mode"), "x") == {"b": [1]}
+    with pytest.raises(InvalidRequestError, match="needs a schema"):
+        chat.with_structured_output()
+
+
+def test_token_ids_only_from_a_custom_function(provider: Provider) -> None:
+    with pytest.raises(NotSupportedError, match="custom_get_token_ids"):
+        ChatSelfHosted(model="tiny", provider=provider).get_token_ids("Hi there")
+    custom = ChatSelfHosted(model="tiny", provider=provider, custom_get_token_ids=lambda t: [1, 2])
+    assert custom.get_token_ids("Hi") == [1, 2]
+    assert custom.get_num_tokens("Hi") == 2
+
+
+def test_cache_key_names_the_servers(server: FakeServer) -> None:
+    one = ChatSelfHosted(model="tiny", provider=_llama_provider(server))
+    other_config = Config(endpoints=[{"url": "http://other.test:8080", "id": "tiny"}])
+    other = ChatSelfHosted(model="tiny", provider=Provider(other_config))
+    assert one._get_llm_string() != other._get_llm_string()
+    assert "http://other.test:8080/v1" in other._get_llm_string()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.runnables import Runnable
@@ -32,6 +33,16 @@ class LCDriver:
             chunks = [chunk async for chunk in runnable.astream(value)]
         assert all(isinstance(chunk, AIMessageChunk) for chunk in chunks)
         return chunks  # type: ignore[return-value]
+
+    async def documents(self, embeddings: Embeddings, texts: list[str]) -> list[list[float]]:
+        if self.mode == "sync":
+            return embeddings.embed_documents(texts)
+        return await embeddings.aembed_documents(texts)
+
+    async def query(self, embeddings: Embeddings, text: str) -> list[float]:
+        if self.mode == "sync":
+            return embeddings.embed_query(text)
+        return await embeddings.aembed_query(text)
 
 
 def merged(chunks: list[AIMessageChunk]) -> AIMessage:

@@ -11,7 +11,7 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.utils import from_env
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, PrivateAttr
 
 from langchain_selfhosted._endpoints import EndpointSettings, model_info
 from langchain_selfhosted._errors import mapped_errors
@@ -120,6 +120,7 @@ class SelfHostedEmbeddings(EndpointSettings, Embeddings):
     """Fields merged into every request body, for server-specific parameters."""
 
     _default_capabilities = (Capability.EMBEDDING,)
+    _replicas: int = PrivateAttr()
 
     def _endpoint_extras(self) -> dict[str, Any]:
         # Checked here rather than left to the core, whose message would name `endpoints[0]`,
@@ -141,6 +142,8 @@ class SelfHostedEmbeddings(EndpointSettings, Embeddings):
                 `base_url`.
         """
         super().__init__(**data)
+        # Fixed with the config: counted once, not on every call.
+        self._replicas = model_info(self._provider, self.model).replicas
         configured = self._provider.embedding_dimension(self.model)
         if self.dimension is None:
             self.dimension = configured
@@ -242,8 +245,7 @@ class SelfHostedEmbeddings(EndpointSettings, Embeddings):
         return (await self.aembed_documents([text]))[0]
 
     def _workers(self, batches: int) -> int:
-        replicas = model_info(self._provider, self.model).replicas
-        return worker_count(replicas=replicas, batches=batches)
+        return worker_count(replicas=self._replicas, batches=batches)
 
     def _request(self, texts: list[str]) -> EmbeddingRequest:
         return EmbeddingRequest(

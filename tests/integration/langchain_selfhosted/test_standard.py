@@ -14,7 +14,7 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_selfhosted import ChatSelfHosted
 from selfhosted_core import Config
-from tests.integration.langchain.conftest import OVERRIDE_MODEL
+from tests.integration.langchain_selfhosted.conftest import OVERRIDE_MODEL
 
 _READS_PROMPT = (
     "needs language ability: the tool argument must be the number 3 read from the prompt; the "

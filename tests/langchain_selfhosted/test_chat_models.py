@@ -9,9 +9,7 @@ from typing import Any
 import httpx2
 import pytest
 from langchain_core.exceptions import (
-    ContextOverflowError,
     ModelAPIError,
-    ModelAuthenticationError,
 )
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel, ValidationError
@@ -20,7 +18,6 @@ from langchain_selfhosted import ChatSelfHosted, chat_models
 from selfhosted_core import (
     CapabilityError,
     Config,
-    ContextWindowExceededError,
     InvalidRequestError,
     NotSupportedError,
     Provider,
@@ -83,25 +80,6 @@ async def test_invoke_reports_usage_and_metadata(
     assert message.tool_calls == [
         {"name": "read_file", "args": {"path": "/etc/hosts"}, "id": "call_1", "type": "tool_call"}
     ]
-
-
-async def test_stream_sends_usage_once_and_metadata_last(
-    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
-) -> None:
-    server.stream(CHAT, payloads.LLAMA_STREAM)
-    chunks = await lc.stream(chat, "Hi")
-    assert [chunk.usage_metadata is not None for chunk in chunks].count(True) == 1
-    assert [bool(chunk.response_metadata.get("model_name")) for chunk in chunks] == [False] * (
-        len(chunks) - 1
-    ) + [True]
-    assert chunks[-1].chunk_position == "last"
-    full = merged(chunks)
-    assert full.content == "Hello there"
-    assert full.response_metadata["model_name"] == "tiny"
-    assert full.response_metadata["system_fingerprint"] == "b6000-abc"
-    assert "timings" in full.response_metadata
-    assert full.usage_metadata is not None
-    assert full.usage_metadata["total_tokens"] > 0
 
 
 async def test_stream_gives_parallel_calls_distinct_indexes(
@@ -290,26 +268,6 @@ async def test_unexpected_call_arguments_are_refused(lc: LCDriver, chat: ChatSel
         await lc.invoke(chat, "Hi", top_kk=3)
 
 
-async def test_context_overflow_is_also_langchains_error(
-    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
-) -> None:
-    server.on("POST", CHAT, payloads.LLAMA_CONTEXT_OVERFLOW, status=400)
-    with pytest.raises(ContextOverflowError) as caught:
-        await lc.invoke(chat, "long")
-    assert isinstance(caught.value, ContextWindowExceededError)
-    assert caught.value.endpoint == "chat-a"
-    assert isinstance(caught.value.__cause__, ContextWindowExceededError)
-
-
-async def test_bad_key_is_langchains_authentication_error(
-    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
-) -> None:
-    server.on("POST", CHAT, payloads.LLAMA_INVALID_KEY, status=401)
-    with pytest.raises(ModelAuthenticationError) as caught:
-        await lc.invoke(chat, "Hi")
-    assert "key-for-chat" not in str(caught.value)
-
-
 async def test_retries_a_loading_server_then_answers(
     lc: LCDriver, provider: Provider, server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -467,17 +425,6 @@ async def test_refresh_profile_reads_the_servers_window(mode: str, server: FakeS
 def test_misspelt_arguments_are_refused(provider: Provider) -> None:
     with pytest.raises(ValidationError, match="tempature"):
         ChatSelfHosted(model="tiny", provider=provider, tempature=0)
-
-
-async def test_streaming_flag_makes_invoke_stream(
-    lc: LCDriver, provider: Provider, server: FakeServer
-) -> None:
-    server.stream(CHAT, payloads.LLAMA_STREAM)
-    model = ChatSelfHosted(model="tiny", provider=provider, streaming=True)
-    message = await lc.invoke(model, "Hi")
-    assert message.content == "Hello there"
-    assert server.payloads()[0]["stream"] is True
-    assert message.usage_metadata is not None
 
 
 async def test_stream_retries_a_connection_failure_before_any_output(

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.exceptions import ContextOverflowError, ModelAuthenticationError
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel
 
 from langchain_selfhosted import ChatSelfHosted
-from selfhosted_core import Config
+from selfhosted_core import Config, ContextWindowExceededError
+from selfhosted_core.local import PLAIN_ANSWER_TEXT, LlamaServer
 from tests.integration.conftest import CONTEXT, SLOTS
 from tests.lc_driver import LCDriver, merged
 
@@ -80,3 +86,56 @@ async def test_stream_and_invoke_agree(lc: LCDriver, config: Config) -> None:
     assert streamed.usage_metadata["input_tokens"] == whole.usage_metadata["input_tokens"]
     assert streamed.usage_metadata["output_tokens"] == whole.usage_metadata["output_tokens"]
     assert streamed.response_metadata["finish_reason"] == whole.response_metadata["finish_reason"]
+
+
+async def test_stream_sends_usage_once_and_metadata_last(lc: LCDriver, config: Config) -> None:
+    chunks = await lc.stream(ChatSelfHosted(model="tiny", config=config), "Hi")
+    assert [chunk.usage_metadata is not None for chunk in chunks].count(True) == 1
+    assert [bool(chunk.response_metadata) for chunk in chunks[:-1]] == [False] * (len(chunks) - 1)
+    assert chunks[-1].chunk_position == "last"
+    full = merged(chunks)
+    assert full.content == PLAIN_ANSWER_TEXT
+    metadata = full.response_metadata
+    assert (metadata["model_name"], metadata["endpoint"], metadata["server"]) == (
+        "tiny",
+        "local-chat",
+        "llama.cpp",
+    )
+    assert metadata["system_fingerprint"]
+    assert metadata["timings"]["predicted_n"] == full.usage_metadata["output_tokens"]
+
+
+async def test_streaming_flag_makes_invoke_stream(lc: LCDriver, config: Config) -> None:
+    tokens: list[str] = []
+
+    class Collect(BaseCallbackHandler):
+        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+            tokens.append(token)
+
+    model = ChatSelfHosted(model="tiny", config=config, streaming=True)
+    message = await lc.invoke(model, "Hi", config={"callbacks": [Collect()]})
+    assert message.content == PLAIN_ANSWER_TEXT
+    assert "".join(tokens) == PLAIN_ANSWER_TEXT
+    assert len(tokens) > 1
+    assert message.usage_metadata is not None
+
+
+async def test_context_overflow_is_also_langchains_error(lc: LCDriver, config: Config) -> None:
+    model = ChatSelfHosted(model="tiny", config=config, max_retries=0)
+    with pytest.raises(ContextOverflowError) as caught:
+        await lc.invoke(model, "word " * 3000)
+    assert isinstance(caught.value, ContextWindowExceededError)
+    assert caught.value.endpoint == "local-chat"
+    assert isinstance(caught.value.__cause__, ContextWindowExceededError)
+
+
+async def test_wrong_key_is_langchains_authentication_error(
+    lc: LCDriver, chat_server: LlamaServer
+) -> None:
+    config = Config(endpoints=[{"url": chat_server.base_url, "id": "tiny", "api_key": "wrong-1"}])
+    model = ChatSelfHosted(model="tiny", config=config, max_retries=0)
+    with pytest.raises(ModelAuthenticationError) as caught:
+        await lc.invoke(model, "Hi")
+    assert caught.value.status_code == 401
+    assert "wrong-1" not in str(caught.value)
+    assert "wrong-1" not in repr(caught.value)

@@ -27,6 +27,7 @@ from selfhosted_core import (
     ServerError,
 )
 from tests.core.harness import ENDPOINTS, FakeServer
+from tests.lc_driver import LCDriver
 
 EMBED = "/v1/embeddings"
 BOUND = 30.0
@@ -136,29 +137,12 @@ class Gate:
             self._in_flight -= 1
 
 
-class Mode:
-    """Runs one embeddings call through the sync or the async API."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    async def documents(self, embeddings: SelfHostedEmbeddings, texts: list[str]) -> Any:
-        if self.name == "sync":
-            return embeddings.embed_documents(texts)
-        return await embeddings.aembed_documents(texts)
-
-    async def query(self, embeddings: SelfHostedEmbeddings, text: str) -> Any:
-        if self.name == "sync":
-            return embeddings.embed_query(text)
-        return await embeddings.aembed_query(text)
-
-
 Build = Callable[..., SelfHostedEmbeddings]
 
 
 @pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> Mode:
-    return Mode(request.param)
+def mode(request: pytest.FixtureRequest) -> LCDriver:
+    return LCDriver(request.param)
 
 
 @pytest.fixture
@@ -200,25 +184,25 @@ TEXTS = [str(n) for n in range(7)]
 
 @pytest.mark.parametrize("endpoints", [ONE, TWO], ids=["one-replica", "two-replicas"])
 async def test_batches_split_and_keep_order(
-    mode: Mode, build: Build, fake: FakeServer, endpoints: list[dict[str, Any]]
+    mode: LCDriver, build: Build, fake: FakeServer, endpoints: list[dict[str, Any]]
 ) -> None:
     embeddings = build(endpoints, batch_size=3)
     assert await mode.documents(embeddings, TEXTS) == [vector(text) for text in TEXTS]
     assert sorted(sent_inputs(fake)) == [["0", "1", "2"], ["3", "4", "5"], ["6"]]
 
 
-async def test_query_is_one_text(mode: Mode, build: Build, fake: FakeServer) -> None:
+async def test_query_is_one_text(mode: LCDriver, build: Build, fake: FakeServer) -> None:
     assert await mode.query(build(ONE), "5") == vector("5")
     assert sent_inputs(fake) == [["5"]]
 
 
-async def test_empty_input_sends_nothing(mode: Mode, build: Build, fake: FakeServer) -> None:
+async def test_empty_input_sends_nothing(mode: LCDriver, build: Build, fake: FakeServer) -> None:
     assert await mode.documents(build(TWO), []) == []
     assert fake.requests == []
 
 
 async def test_dimension_mismatch_names_the_endpoint(
-    mode: Mode, build: Build, fake: FakeServer
+    mode: LCDriver, build: Build, fake: FakeServer
 ) -> None:
     fake.on("POST", EMBED, {"data": [{"index": 0, "embedding": [1.0, 0.0, 0.0]}]})
     with pytest.raises(ResponseError, match="embedding 0 has 3 dimensions; configured 2") as info:
@@ -227,7 +211,7 @@ async def test_dimension_mismatch_names_the_endpoint(
 
 
 async def test_each_key_reaches_only_its_endpoint(
-    mode: Mode, build: Build, fake: FakeServer
+    mode: LCDriver, build: Build, fake: FakeServer
 ) -> None:
     chat_endpoint = ENDPOINTS[0]  # also configured, with a key of its own
     await mode.documents(build([chat_endpoint, *TWO], batch_size=2), TEXTS)
@@ -235,7 +219,9 @@ async def test_each_key_reaches_only_its_endpoint(
     assert seen == {("embed-a.test", "Bearer key-a"), ("embed-b.test", "Bearer key-b")}
 
 
-async def test_batches_overlap_across_replicas(mode: Mode, build: Build, fake: FakeServer) -> None:
+async def test_batches_overlap_across_replicas(
+    mode: LCDriver, build: Build, fake: FakeServer
+) -> None:
     gate = Gate(fake, hold=2)
     embeddings = build(TWO, gate=gate, batch_size=2)
     assert await mode.documents(embeddings, TEXTS) == [vector(text) for text in TEXTS]
@@ -247,15 +233,17 @@ async def test_batches_overlap_across_replicas(mode: Mode, build: Build, fake: F
 
 @pytest.mark.parametrize("endpoints", [ONE, TWO], ids=["one-replica", "two-replicas"])
 async def test_threads_only_for_sync_calls_that_can_overlap(
-    mode: Mode, build: Build, fake: FakeServer, endpoints: list[dict[str, Any]]
+    mode: LCDriver, build: Build, fake: FakeServer, endpoints: list[dict[str, Any]]
 ) -> None:
     gate = Gate(fake)
     await mode.documents(build(endpoints, gate=gate, batch_size=2), TEXTS)
     on_caller = set(gate.threads) == {threading.get_ident()}
-    assert on_caller == (mode.name == "async" or len(endpoints) == 1)
+    assert on_caller == (mode.mode == "async" or len(endpoints) == 1)
 
 
-async def test_extra_body_reaches_every_batch(mode: Mode, build: Build, fake: FakeServer) -> None:
+async def test_extra_body_reaches_every_batch(
+    mode: LCDriver, build: Build, fake: FakeServer
+) -> None:
     extra = {"truncate": True, "add_special": False}
     await mode.documents(build(ONE, batch_size=4, extra_body=extra), TEXTS)
     payloads = fake.payloads()
@@ -284,14 +272,16 @@ def busy_once() -> Callable[[httpx2.Request], tuple[int, bytes, dict[str, str]]]
     return route
 
 
-async def test_a_failed_batch_is_retried_alone(mode: Mode, build: Build, fake: FakeServer) -> None:
+async def test_a_failed_batch_is_retried_alone(
+    mode: LCDriver, build: Build, fake: FakeServer
+) -> None:
     fake.on("POST", EMBED, busy_once())
     embeddings = build(ONE, batch_size=4, max_retries=1)
     assert await mode.documents(embeddings, TEXTS) == [vector(text) for text in TEXTS]
     assert sent_inputs(fake) == [TEXTS[:4], TEXTS[:4], TEXTS[4:]]
 
 
-async def test_errors_are_langchain_errors(mode: Mode, build: Build, fake: FakeServer) -> None:
+async def test_errors_are_langchain_errors(mode: LCDriver, build: Build, fake: FakeServer) -> None:
     fake.on("POST", EMBED, busy_once())
     with pytest.raises(lc.ModelRateLimitError) as info:
         await mode.documents(build(ONE), ["1"])
@@ -299,7 +289,9 @@ async def test_errors_are_langchain_errors(mode: Mode, build: Build, fake: FakeS
     assert (info.value.endpoint, info.value.retry_after) == ("embed-a", 0.0)
 
 
-async def test_a_failed_batch_stops_the_call(mode: Mode, build: Build, fake: FakeServer) -> None:
+async def test_a_failed_batch_stops_the_call(
+    mode: LCDriver, build: Build, fake: FakeServer
+) -> None:
     fake.on("POST", EMBED, {"error": {"message": "boom"}}, status=500)
     with pytest.raises(ServerError, match="boom"):
         await mode.documents(build(ONE, batch_size=2), TEXTS)

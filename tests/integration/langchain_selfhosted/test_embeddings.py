@@ -16,7 +16,7 @@ from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_selfhosted.embeddings import SelfHostedEmbeddings
 from selfhosted_core import Config, Provider
 from selfhosted_core.local import LlamaServer
-from tests.langchain.test_embeddings import Mode
+from tests.lc_driver import LCDriver
 
 DOCUMENTS = [
     "A cat sleeps on the warm windowsill.",
@@ -48,8 +48,8 @@ class TestSelfHostedEmbeddingsStandard(EmbeddingsIntegrationTests):
 
 
 @pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> Mode:
-    return Mode(request.param)
+def mode(request: pytest.FixtureRequest) -> LCDriver:
+    return LCDriver(request.param)
 
 
 @pytest.fixture
@@ -81,7 +81,9 @@ def last_task(server: LlamaServer) -> int:
     return max((slot.get("id_task", -1) for slot in reply.json()), default=-1)
 
 
-async def test_batches_across_replicas_match_one_request(mode: Mode, replicated: Provider) -> None:
+async def test_batches_across_replicas_match_one_request(
+    mode: LCDriver, replicated: Provider
+) -> None:
     whole = await mode.documents(
         SelfHostedEmbeddings(model="minilm", provider=replicated), DOCUMENTS
     )
@@ -97,7 +99,7 @@ async def test_batches_across_replicas_match_one_request(mode: Mode, replicated:
 
 
 async def test_both_replicas_receive_batches(
-    mode: Mode,
+    mode: LCDriver,
     embedding_server: LlamaServer,
     second_embedding_server: LlamaServer,
     replicated: Provider,

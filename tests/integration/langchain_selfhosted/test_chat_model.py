@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel
 
 from langchain_selfhosted import ChatSelfHosted
-from selfhosted_core import Config, ContextWindowExceededError
+from selfhosted_core import APIStatusError, Config, ContextWindowExceededError
 from selfhosted_core.local import PLAIN_ANSWER_TEXT, LlamaServer
 from tests.integration.conftest import CONTEXT, SLOTS
 from tests.lc_driver import LCDriver, merged
@@ -102,6 +102,7 @@ async def test_stream_sends_usage_once_and_metadata_last(lc: LCDriver, config: C
         "llama.cpp",
     )
     assert metadata["system_fingerprint"]
+    assert full.usage_metadata is not None
     assert metadata["timings"]["predicted_n"] == full.usage_metadata["output_tokens"]
 
 
@@ -109,7 +110,8 @@ async def test_streaming_flag_makes_invoke_stream(lc: LCDriver, config: Config) 
     tokens: list[str] = []
 
     class Collect(BaseCallbackHandler):
-        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        def on_llm_new_token(self, token: str | list[str | dict[str, Any]], **kwargs: Any) -> None:
+            assert isinstance(token, str)
             tokens.append(token)
 
     model = ChatSelfHosted(model="tiny", config=config, streaming=True)
@@ -136,6 +138,7 @@ async def test_wrong_key_is_langchains_authentication_error(
     model = ChatSelfHosted(model="tiny", config=config, max_retries=0)
     with pytest.raises(ModelAuthenticationError) as caught:
         await lc.invoke(model, "Hi")
+    assert isinstance(caught.value, APIStatusError)
     assert caught.value.status_code == 401
     assert "wrong-1" not in str(caught.value)
     assert "wrong-1" not in repr(caught.value)

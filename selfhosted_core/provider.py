@@ -282,7 +282,9 @@ class Provider:
         await self.aclose()
 
     def _plan_chat(self, request: ChatRequest, *, stream: bool) -> CallPlan:
-        slot = self._router.select(request.model, request.required_capabilities())
+        slot = self._router.select(
+            request.model, request.required_capabilities(), endpoint=request.endpoint
+        )
         endpoint = self.config.endpoints[slot]
         server = self._servers[slot] or ServerKind.GENERIC
         return CallPlan.post(
@@ -302,7 +304,7 @@ class Provider:
         if not texts:
             self._router.check(request.model, _EMBEDDING)
             return None, texts
-        slot = self._router.select(request.model, _EMBEDDING)
+        slot = self._router.select(request.model, _EMBEDDING, endpoint=request.endpoint)
         endpoint = self.config.endpoints[slot]
         plan = CallPlan.post(
             slot=slot,

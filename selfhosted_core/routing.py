@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterator
 
 from selfhosted_core.config import Capability, Config
-from selfhosted_core.errors import CapabilityError, UnknownModelError
+from selfhosted_core.errors import CapabilityError, InvalidRequestError, UnknownModelError
 
 __all__ = ["Router"]
 
@@ -30,11 +30,35 @@ class Router:
         self._turns: dict[str, Iterator[int]] = {
             model: itertools.cycle(pool) for model, pool in self._pools.items()
         }
+        self._listing = {
+            model: [config.endpoints[index].api_base for index in pool]
+            for model, pool in self._pools.items()
+        }
+        self._names: dict[tuple[str, str], int] = {}
+        for index, endpoint in enumerate(config.endpoints):
+            for name in (endpoint.label, endpoint.url, endpoint.api_base):
+                if name:
+                    self._names.setdefault((endpoint.id, name.rstrip("/")), index)
 
-    def select(self, model: str, needs: frozenset[Capability]) -> int:
-        """The index (in `config.endpoints`) of the endpoint to use next for `model`."""
+    def select(
+        self, model: str, needs: frozenset[Capability], *, endpoint: str | None = None
+    ) -> int:
+        """The index (in `config.endpoints`) of the endpoint to use next for `model`.
+
+        `endpoint` pins the request to one replica, named by its URL (with or without `/v1`)
+        or its label; an unknown name raises `InvalidRequestError` listing the replicas.
+        """
         self.check(model, needs)
-        return next(self._turns[model])
+        if endpoint is None:
+            return next(self._turns[model])
+        slot = self._names.get((model, endpoint.rstrip("/")))
+        if slot is None:
+            raise InvalidRequestError(
+                f"no replica of model {model!r} is named {endpoint!r}; "
+                f"its replicas: {', '.join(self._listing[model])}",
+                model=model,
+            )
+        return slot
 
     def check(self, model: str, needs: frozenset[Capability]) -> None:
         """Raise unless `model` exists and declares every capability in `needs`."""

@@ -127,6 +127,8 @@ class ChatRequest:
     `tool_choice` is `auto`, `none`, `required`, or the name of one of `tools`.
     `extra_body` is merged into the payload last, for server-specific parameters.
     `timeout` (seconds) replaces the endpoint's configured timeout for this request.
+    `endpoint` pins the request to one replica, named by its URL or label (a router that
+    balances replicas itself, such as LiteLLM's, chooses the replica).
 
     Example:
         >>> ChatRequest(model="qwen3", messages=[Message(role="user", content="Hi")], max_tokens=64)
@@ -148,6 +150,7 @@ class ChatRequest:
     presence_penalty: float | None = None
     extra_body: Mapping[str, Any] | None = None
     timeout: float | None = None
+    endpoint: str | None = None
 
     def required_capabilities(self) -> frozenset[Capability]:
         """The capabilities an endpoint must declare to serve this request."""
@@ -248,12 +251,17 @@ class ChatChunk:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EmbeddingRequest:
-    """Texts to embed with an embedding model; `timeout` replaces the endpoint's for this call."""
+    """Texts to embed with an embedding model.
+
+    `timeout` replaces the endpoint's for this call; `endpoint` pins the call to one replica,
+    named by its URL or label.
+    """
 
     model: str
     input: Sequence[str]
     extra_body: Mapping[str, Any] | None = None
     timeout: float | None = None
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

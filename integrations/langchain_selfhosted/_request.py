@@ -12,7 +12,12 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 
 from langchain_selfhosted._messages import to_core_messages
-from selfhosted_core import ChatRequest, InvalidRequestError, ResponseFormat, Tool
+from selfhosted_core import ChatRequest, InvalidRequestError, ResponseFormat
+from selfhosted_core.openai_input import (
+    response_format_from_openai,
+    tool_choice_from_openai,
+    tools_from_openai,
+)
 
 SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "frequency_penalty", "presence_penalty")
 """Sampling settings a model holds as fields and a call may override."""
@@ -34,12 +39,7 @@ def normalize_tool_choice(choice: str | bool | Mapping[str, Any] | None) -> str 
         return "required" if choice == "any" else choice
     if isinstance(choice, bool):
         return "required" if choice else "none"
-    function = choice.get("function")
-    if choice.get("type") == "function" and isinstance(function, Mapping):
-        name = function.get("name")
-        if isinstance(name, str):
-            return name
-    raise InvalidRequestError(f"tool_choice {dict(choice)!r} is not a tool choice")
+    return tool_choice_from_openai(choice)
 
 
 def build_request(
@@ -76,7 +76,7 @@ def build_request(
     return ChatRequest(
         model=model,
         messages=to_core_messages(messages, model=model),
-        tools=[_tool(spec, model=model) for spec in options.get("tools") or ()],
+        tools=tools_from_openai(options.get("tools"), model=model),
         tool_choice=normalize_tool_choice(options.get("tool_choice")),
         parallel_tool_calls=options.get("parallel_tool_calls"),
         response_format=_response_format(options.get("response_format"), model=model),
@@ -87,38 +87,8 @@ def build_request(
     )
 
 
-def _tool(spec: Mapping[str, Any], *, model: str) -> Tool:
-    function = spec.get("function") if spec.get("type") == "function" else None
-    if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-        raise InvalidRequestError(
-            f"tool {dict(spec)!r} is not an OpenAI function tool; bind tools with bind_tools()",
-            model=model,
-        )
-    return Tool(
-        name=function["name"],
-        description=function.get("description"),
-        parameters=function.get("parameters") or {"type": "object", "properties": {}},
-        strict=function.get("strict"),
-    )
-
-
 def _response_format(value: Any, *, model: str) -> ResponseFormat | None:
     """A `ResponseFormat`, or OpenAI's `response_format` JSON, as a `ResponseFormat`."""
     if value is None or isinstance(value, ResponseFormat):
         return value
-    if isinstance(value, Mapping):
-        kind = value.get("type")
-        if kind == "json_object":
-            return ResponseFormat(type="json_object")
-        spec = value.get("json_schema")
-        if kind == "json_schema" and isinstance(spec, Mapping):
-            return ResponseFormat(
-                type="json_schema",
-                schema=spec.get("schema"),
-                name=spec.get("name") or "response",
-                description=spec.get("description"),
-                strict=spec.get("strict"),
-            )
-    raise InvalidRequestError(
-        f"response_format {value!r} is neither json_object nor json_schema", model=model
-    )
+    return response_format_from_openai(value, model=model)

@@ -1,0 +1,108 @@
+"""Core errors as LiteLLM's own exception classes: the one place the adapter maps errors.
+
+LiteLLM passes its own exception types through untouched, and its Router decides on them by
+`status_code`: it cools a deployment down on 429, 401, 404, 408 and any 5xx, and not on other
+4xx or on anything it calls an `APIConnectionError` (BerriAI/litellm #27362). So an unreachable
+or loading endpoint becomes `ServiceUnavailableError` (503), a timeout `Timeout` with status
+504, a busy server `RateLimitError` (429, with its `Retry-After`), and a context overflow
+`ContextWindowExceededError`, the only class `context_window_fallbacks` react to. A malformed
+reply is the endpoint's fault: `BadGatewayError` (502). Problems with the request itself
+(unknown model, missing capability, bad message) are 4xx and never cool an endpoint down.
+
+The core error stays the `__cause__`, with the endpoint and, for a stream that broke after
+output, the `partial` answer; LiteLLM's message names the endpoint too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+from litellm import exceptions as lx
+
+from selfhosted_core import errors as core
+
+PROVIDER = "selfhosted"
+"""The provider prefix: LiteLLM users write `model="selfhosted/<id>"`."""
+
+# A stand-in request for the responses LiteLLM's exception constructors require; it names
+# the provider, never an endpoint URL (which may carry credentials).
+_REQUEST = httpx.Request("POST", f"{PROVIDER}://chat/completions")
+
+
+def litellm_error(error: core.SelfHostedError, *, model: str) -> Exception:
+    """The LiteLLM exception for a core error (its `__cause__` is set by `mapped_errors`)."""
+    text = str(error)
+    if isinstance(error, core.ContextWindowExceededError):
+        return lx.ContextWindowExceededError(
+            message=text, model=model, llm_provider=PROVIDER, response=_response(400)
+        )
+    if isinstance(error, core.RateLimitError):
+        headers = {}
+        if error.retry_after is not None:
+            headers["retry-after"] = str(math.ceil(error.retry_after))
+        return lx.RateLimitError(
+            message=text,
+            model=model,
+            llm_provider=PROVIDER,
+            response=_response(429, headers),
+            headers=headers,
+        )
+    if isinstance(error, core.AuthenticationError) and error.status_code == 403:
+        return lx.PermissionDeniedError(
+            message=text, model=model, llm_provider=PROVIDER, response=_response(403)
+        )
+    if isinstance(error, core.AuthenticationError):
+        return lx.AuthenticationError(
+            message=text, model=model, llm_provider=PROVIDER, response=_response(401)
+        )
+    if isinstance(error, core.NotFoundError | core.UnknownModelError):
+        return lx.NotFoundError(
+            message=text, model=model, llm_provider=PROVIDER, response=_response(404)
+        )
+    if isinstance(error, core.ServerError):
+        return _server_error(error.status_code, text, model)
+    if isinstance(error, core.EndpointConnectionError):
+        return _server_error(503, text, model)
+    if isinstance(error, core.EndpointTimeoutError):
+        return lx.Timeout(
+            message=text, model=model, llm_provider=PROVIDER, exception_status_code=504
+        )
+    if isinstance(error, core.ResponseError):
+        return _server_error(502, text, model)
+    return lx.BadRequestError(
+        message=text, model=model, llm_provider=PROVIDER, response=_response(400)
+    )
+
+
+@contextmanager
+def mapped_errors(model: str) -> Iterator[None]:
+    """Re-raise core errors as LiteLLM's, chained to the core error."""
+    try:
+        yield
+    except core.SelfHostedError as exc:
+        raise litellm_error(exc, model=model) from exc
+
+
+def _server_error(status: int, text: str, model: str) -> Exception:
+    if status == 503:
+        return lx.ServiceUnavailableError(
+            message=text, model=model, llm_provider=PROVIDER, response=_response(503)
+        )
+    if status == 502:
+        return lx.BadGatewayError(
+            message=text, model=model, llm_provider=PROVIDER, response=_response(502)
+        )
+    if status == 500:
+        return lx.InternalServerError(
+            message=text, model=model, llm_provider=PROVIDER, response=_response(500)
+        )
+    return lx.APIError(
+        status_code=status, message=text, model=model, llm_provider=PROVIDER, request=_REQUEST
+    )
+
+
+def _response(status: int, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, headers=headers, request=_REQUEST)

@@ -1,0 +1,168 @@
+"""Pure: what LiteLLM hands a custom handler, as core requests.
+
+LiteLLM passes the caller's OpenAI parameters in `optional_params`, but also whatever else a
+Router deployment or a call carried that LiteLLM does not know (`label`, `token_modifier`,
+`max_retries`, `stream`, ...). Only parameters this module names reach the server: the OpenAI
+chat parameters it maps to the core request, the samplers self-hosted servers add, and
+`extra_body`. Anything else is dropped, and named once in a warning so a misspelling is seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from selfhosted_core import ChatRequest, EmbeddingRequest, InvalidRequestError, NotSupportedError
+from selfhosted_core.openai_input import (
+    messages_from_openai,
+    response_format_from_openai,
+    tool_choice_from_openai,
+    tools_from_openai,
+)
+
+logger = logging.getLogger("litellm_selfhosted")
+
+_SAMPLING = ("temperature", "top_p", "seed", "frequency_penalty", "presence_penalty")
+
+# Samplers llama-server, vLLM and SGLang accept beside OpenAI's; sent as given.
+SERVER_SAMPLING = frozenset(
+    {"top_k", "min_p", "typical_p", "repetition_penalty", "repeat_penalty", "reasoning_effort"}
+)
+"""Parameters beyond OpenAI's that go to the server unchanged (`reasoning_effort` only arrives
+when the deployment lists it in `allowed_openai_params`)."""
+
+_MAPPED = frozenset(
+    {
+        *_SAMPLING,
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "extra_body",
+        "n",
+    }
+)
+
+# LiteLLM's own settings and the config's endpoint fields, which a Router deployment may carry:
+# never sent upstream, and not worth a warning.
+_INTERNAL = frozenset(
+    {
+        "stream",
+        "stream_options",
+        "max_retries",
+        "user",
+        "label",
+        "token_modifier",
+        "capabilities",
+        "dimension",
+        "context_window",
+        "served_model",
+        "server",
+        "headers",
+        "id",
+        "url",
+    }
+)
+
+# Features the core does not return; refused rather than silently answered without them.
+_UNSUPPORTED = frozenset({"logprobs", "top_logprobs", "functions", "function_call", "audio"})
+
+_warned: set[str] = set()
+
+
+def chat_request(
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    optional_params: Mapping[str, Any],
+    *,
+    api_base: str | None,
+    timeout: float | None,
+) -> ChatRequest:
+    """The core request for one LiteLLM chat call.
+
+    Args:
+        model: The model id (LiteLLM has removed the `selfhosted/` prefix).
+        messages: The caller's OpenAI messages, as plain JSON.
+        optional_params: What LiteLLM passed on; see the module docstring.
+        api_base: The Router deployment's URL: the call goes to that replica only.
+        timeout: Seconds; replaces the endpoint's configured timeout.
+    """
+    options = _checked(optional_params, model)
+    if options.get("n") not in (None, 1):
+        raise NotSupportedError("n > 1 is not supported; make several calls", model=model)
+    stop = options.get("stop")
+    body = {
+        **{name: options[name] for name in SERVER_SAMPLING if name in options},
+        **(options.get("extra_body") or {}),
+    }
+    return ChatRequest(
+        model=model,
+        messages=messages_from_openai(messages, model=model),
+        tools=tools_from_openai(options.get("tools"), model=model),
+        tool_choice=tool_choice_from_openai(options.get("tool_choice"), model=model),
+        parallel_tool_calls=options.get("parallel_tool_calls"),
+        response_format=response_format_from_openai(options.get("response_format"), model=model),
+        max_tokens=options.get("max_tokens", options.get("max_completion_tokens")),
+        stop=[stop] if isinstance(stop, str) else stop,
+        extra_body=body or None,
+        timeout=timeout,
+        endpoint=api_base,
+        **{name: options.get(name) for name in _SAMPLING},
+    )
+
+
+def embedding_request(
+    model: str,
+    texts: str | Sequence[Any],
+    optional_params: Mapping[str, Any],
+    *,
+    api_base: str | None,
+    timeout: float | None,
+) -> EmbeddingRequest:
+    """The core request for one LiteLLM embedding call.
+
+    LiteLLM hands a single string over as it came (it would otherwise embed each character):
+    it becomes a list of one. Token-id input is refused; servers are sent text.
+    """
+    inputs = [texts] if isinstance(texts, str) else list(texts)
+    for index, text in enumerate(inputs):
+        if not isinstance(text, str):
+            raise InvalidRequestError(
+                f"input[{index}] is {type(text).__name__}; embeddings take text", model=model
+            )
+    body = optional_params.get("extra_body")
+    return EmbeddingRequest(
+        model=model, input=inputs, extra_body=body, timeout=timeout, endpoint=api_base
+    )
+
+
+def seconds(timeout: Any) -> float | None:
+    """LiteLLM's timeout (seconds, or an `httpx.Timeout`) as seconds."""
+    if timeout is None or isinstance(timeout, int | float):
+        return None if timeout is None else float(timeout)
+    read = getattr(timeout, "read", None)
+    return float(read) if isinstance(read, int | float) else None
+
+
+def _checked(optional_params: Mapping[str, Any], model: str) -> dict[str, Any]:
+    refused = sorted(set(optional_params) & _UNSUPPORTED)
+    if refused:
+        raise NotSupportedError(
+            f"parameter(s) {refused} are not supported by selfhosted endpoints", model=model
+        )
+    options = {}
+    for name, value in optional_params.items():
+        if name in _MAPPED or name in SERVER_SAMPLING:
+            options[name] = value
+        elif name not in _INTERNAL and name not in _warned:
+            _warned.add(name)
+            logger.warning(
+                "ignored parameter %r: not an OpenAI chat parameter; put server-specific "
+                "parameters in extra_body",
+                name,
+            )
+    return options

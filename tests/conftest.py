@@ -7,10 +7,15 @@ the reason; nothing is skipped.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
 import pytest
+
+# litellm fetches its cost map from the internet at import unless told not to; there is no
+# internet here, and the tests must not depend on it anywhere.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 _NEEDS_SERVER = ("tests/integration/", "tests/local/")
 

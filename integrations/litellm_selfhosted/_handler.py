@@ -21,9 +21,7 @@ from litellm_selfhosted._errors import mapped_errors
 from litellm_selfhosted._request import chat_request, embedding_request, seconds
 from litellm_selfhosted._response import StreamPiece
 from selfhosted_core import (
-    AsyncChatStream,
     ChatRequest,
-    ChatStream,
     Config,
     EmbeddingRequest,
     Provider,
@@ -178,9 +176,7 @@ class SelfHostedLLM(CustomLLM):
             api_key=api_key,
             timeout=timeout,
         )
-        with mapped_errors(model):
-            stream = self.provider.stream(request)
-        return _pieces(stream, model)
+        return _pieces(self, request)
 
     def astreaming(  # type: ignore[override]
         self,
@@ -211,9 +207,7 @@ class SelfHostedLLM(CustomLLM):
             api_key=api_key,
             timeout=timeout,
         )
-        with mapped_errors(model):
-            stream = self.provider.astream(request)
-        return _apieces(stream, model)
+        return _apieces(self, request)
 
     def embedding(  # type: ignore[override]
         self,
@@ -313,17 +307,18 @@ It reads its endpoints from the environment on its first call (`SELFHOSTED_CONFI
 """
 
 
-def _pieces(stream: ChatStream, model: str) -> Iterator[StreamPiece]:
-    with stream, mapped_errors(model):
+def _pieces(handler: SelfHostedLLM, request: ChatRequest) -> Iterator[StreamPiece]:
+    with mapped_errors(request.model), handler.provider.stream(request) as stream:
         for chunk in stream:
             yield from _response.stream_pieces(chunk)
         final = stream.final_response()
     yield _response.closing_piece(final)
 
 
-async def _apieces(stream: AsyncChatStream, model: str) -> AsyncIterator[StreamPiece]:
-    async with stream:
-        with mapped_errors(model):
+async def _apieces(handler: SelfHostedLLM, request: ChatRequest) -> AsyncIterator[StreamPiece]:
+    # Opened here, not in `astreaming`: LiteLLM calls that from a worker thread with no loop.
+    with mapped_errors(request.model):
+        async with handler.provider.astream(request) as stream:
             async for chunk in stream:
                 for piece in _response.stream_pieces(chunk):
                     yield piece

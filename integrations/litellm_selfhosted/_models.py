@@ -41,6 +41,10 @@ def model_info(
         "mode": "embedding" if Capability.EMBEDDING in capabilities else "chat",
         "input_cost_per_token": cost.input * endpoint.token_modifier,
         "output_cost_per_token": cost.output * endpoint.token_modifier,
+        # A prompt read from the server's cache is billed as any prompt token: stating it
+        # keeps LiteLLM from warning that cache costs default to zero.
+        "cache_read_input_token_cost": cost.input * endpoint.token_modifier,
+        "cache_creation_input_token_cost": cost.input * endpoint.token_modifier,
         "supports_function_calling": Capability.FUNCTION_CALL in capabilities,
         "supports_tool_choice": Capability.FUNCTION_CALL in capabilities,
         "supports_parallel_function_calling": Capability.FUNCTION_CALL in capabilities,

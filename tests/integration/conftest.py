@@ -22,6 +22,7 @@ from tests.driver import Driver
 API_KEY = "integration-key-not-secret"
 SLOTS = 2
 CONTEXT = 4096
+SECOND_ALIAS = "tiny-alt"
 """Total context; each of the two slots gets half, which the overflow test exceeds."""
 
 
@@ -40,6 +41,13 @@ def chat_server(binary: Path) -> Iterator[LlamaServer]:
         api_key=API_KEY,
         binary=binary,
     ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def second_chat_server(binary: Path) -> Iterator[LlamaServer]:
+    """The tiny chat model on a second server, under another alias and without a key."""
+    with LlamaServer(chat_model_path(), alias=SECOND_ALIAS, binary=binary) as server:
         yield server
 
 

@@ -9,16 +9,11 @@ from pathlib import Path
 import pytest
 
 from selfhosted_core import Config
-from selfhosted_core.local import LlamaServer, chat_model_path, embedding_model_path
+from selfhosted_core.local import LlamaServer, embedding_model_path
+from tests.integration.conftest import SECOND_ALIAS
 from tests.lc_driver import lc  # noqa: F401 - the parity fixture
 
-OVERRIDE_MODEL = "tiny-alt"
-
-
-@pytest.fixture(scope="session")
-def second_chat_server(binary: Path) -> Iterator[LlamaServer]:
-    with LlamaServer(chat_model_path(), alias=OVERRIDE_MODEL, binary=binary) as server:
-        yield server
+OVERRIDE_MODEL = SECOND_ALIAS
 
 
 @pytest.fixture(scope="session")

@@ -89,7 +89,9 @@ def router_model_list(
     them, cools a failing one down and retries on another. Each deployment's `api_base` pins
     its calls to that endpoint. Keys stay in the endpoint config: none is written here.
     Endpoints declaring `reasoning` list `reasoning_effort` in `allowed_openai_params`, which
-    LiteLLM otherwise rejects for custom providers.
+    LiteLLM otherwise rejects for custom providers; embedding endpoints drop the
+    `encoding_format` the openai SDK always sends (vectors come back as floats). `dimensions`
+    stays refused by LiteLLM: servers return the configured dimension only.
 
     Example:
         >>> import litellm
@@ -112,6 +114,11 @@ def router_model_list(
         }
         if Capability.REASONING in endpoint.capabilities:
             params["allowed_openai_params"] = ["reasoning_effort"]
+        if Capability.EMBEDDING in endpoint.capabilities:
+            # The openai SDK always sends `encoding_format`, which LiteLLM refuses for custom
+            # providers (`allowed_openai_params` is not consulted for embeddings). Dropped, the
+            # vectors come back as floats, which the SDK accepts whatever it asked for.
+            params["additional_drop_params"] = ["encoding_format"]
         info = model_info(
             endpoint,
             context_window=endpoint.context_window or windows.get(endpoint.id),

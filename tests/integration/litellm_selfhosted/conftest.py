@@ -15,7 +15,7 @@ from litellm_selfhosted import SelfHostedLLM, register
 from selfhosted_core import Config, Provider
 from selfhosted_core.local import LlamaServer, chat_model_path
 from tests.integration.conftest import CONTEXT, SECOND_ALIAS
-from tests.litellm_driver import ll, litellm_state  # noqa: F401 - fixtures
+from tests.litellm_driver import litellm_state, ll  # noqa: F401 - fixtures
 
 CHAT_CAPABILITIES = ["chat", "function_call", "structured_output"]
 BIG = "tiny-big"
@@ -54,7 +54,7 @@ def litellm_config(
 
 
 @pytest.fixture
-def registered(litellm_config: Config, litellm_state: None) -> Iterator[SelfHostedLLM]:
+def registered(litellm_config: Config, litellm_state: None) -> Iterator[SelfHostedLLM]:  # noqa: F811
     """The handler registered with LiteLLM, context sizes discovered from the servers."""
     provider = Provider(litellm_config)
     yield register(provider=provider, discover=True)

@@ -14,6 +14,7 @@ PUBLIC_MODULES = [
     "selfhosted_core",
     "selfhosted_core.config",
     "selfhosted_core.errors",
+    "selfhosted_core.openai_input",
     "selfhosted_core.profiles",
     "selfhosted_core.provider",
     "selfhosted_core.routing",
@@ -37,7 +38,16 @@ def test_all_is_sorted_and_resolves(name: str) -> None:
         assert hasattr(module, symbol), f"{name}.{symbol} is in __all__ but missing"
 
 
-MODULE_ONLY = {"PROFILES", "Router", "detect_server_kind", "profile_for"}
+MODULE_ONLY = {
+    "PROFILES",
+    "Router",
+    "detect_server_kind",
+    "messages_from_openai",
+    "profile_for",
+    "response_format_from_openai",
+    "tool_choice_from_openai",
+    "tools_from_openai",
+}
 """Public in their own modules, for advanced use, but not re-exported at the top."""
 
 
@@ -104,3 +114,31 @@ def test_langchain_integration_imports_neither_litellm_nor_openai() -> None:
     )
     loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
     assert loaded == []
+
+
+def test_litellm_all_is_sorted_and_documented() -> None:
+    module = importlib.import_module("litellm_selfhosted")
+    exported = module.__all__
+    assert exported == sorted(exported, key=isort_style)
+    assert module.__doc__
+    assert isinstance(module.handler, module.SelfHostedLLM)
+    for symbol in exported:
+        value = getattr(module, symbol)
+        if not (inspect.isclass(value) or inspect.isfunction(value)):
+            continue
+        assert value.__doc__, f"litellm_selfhosted.{symbol} has no docstring"
+        for attribute, member in vars(value).items():
+            if callable(member) and not attribute.startswith("_"):
+                assert member.__doc__, f"litellm_selfhosted.{symbol}.{attribute} has no docstring"
+
+
+def test_litellm_is_imported_only_by_its_integration() -> None:
+    code = (
+        "import sys, json, selfhosted_core, selfhosted_core.openai_input, langchain_selfhosted; "
+        "before = sorted(m for m in sys.modules if m.split('.')[0] == 'litellm'); "
+        "import litellm_selfhosted; "
+        "print(json.dumps([before, 'litellm' in sys.modules]))"
+    )
+    before, after = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
+    assert before == []
+    assert after is True

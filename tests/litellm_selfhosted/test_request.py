@@ -227,9 +227,7 @@ def embed(
     api_base: str | None = None,
     timeout: float | None = None,
 ) -> EmbeddingRequest:
-    return embedding_request(
-        "minilm", texts, options, dimension=2, api_base=api_base, timeout=timeout
-    )
+    return embedding_request("minilm", texts, options, api_base=api_base, timeout=timeout)
 
 
 def test_a_bare_string_is_one_text() -> None:
@@ -258,28 +256,3 @@ def test_token_ids_are_refused_naming_the_input(texts: list[Any], named: str) ->
         embed(texts, {})
     assert str(caught.value) == f"{named}; embeddings take text (model='minilm')"
 
-
-@pytest.mark.parametrize("dimensions", [None, 2])
-def test_dimensions_equal_to_the_configured_one_are_accepted(dimensions: int | None) -> None:
-    assert embed(["a"], {"dimensions": dimensions}).input == ["a"]
-
-
-def test_other_dimensions_are_refused() -> None:
-    with pytest.raises(InvalidRequestError) as caught:
-        embed(["a"], {"dimensions": 256})
-    assert str(caught.value) == (
-        "dimensions=256 is not available: model 'minilm' returns 2 (model='minilm')"
-    )
-
-
-@pytest.mark.parametrize("encoding", [None, "float", "base64"])
-def test_float_and_base64_encodings_are_accepted(encoding: str | None) -> None:
-    assert embed(["a"], {"encoding_format": encoding}).input == ["a"]
-
-
-def test_another_encoding_is_refused() -> None:
-    with pytest.raises(InvalidRequestError) as caught:
-        embed(["a"], {"encoding_format": "int8"})
-    assert str(caught.value) == (
-        "encoding_format 'int8' is neither 'float' nor 'base64' (model='minilm')"
-    )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 
 import litellm
 import pytest
 
 from litellm_selfhosted import SelfHostedLLM
-from selfhosted_core import Provider
+from selfhosted_core import Config, EndpointTimeoutError, Provider
 from selfhosted_core.local import PLAIN_ANSWER_TEXT
 from tests.litellm_driver import LLDriver, model
 
@@ -163,3 +165,21 @@ async def test_context_overflow_is_litellms_class(ll: LLDriver, registered: Self
         )
     assert "exceeds the available context size" in str(caught.value)
     assert caught.value.status_code == 400
+
+
+async def test_timeout_is_enforced_as_litellms_timeout(ll: LLDriver) -> None:
+    """LiteLLM hands custom handlers the timeout without enforcing it; the handler does."""
+    with socket.socket() as stalled:
+        # Listening but never accepting: the connection opens and no byte ever comes back.
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen(8)
+        host, port = stalled.getsockname()
+        handler = SelfHostedLLM(Config(endpoints=[{"url": f"http://{host}:{port}", "id": "slow"}]))
+        litellm.custom_provider_map = [{"provider": "selfhosted", "custom_handler": handler}]
+        started = time.monotonic()
+        with pytest.raises(litellm.Timeout) as caught:
+            await ll.complete(model=model("slow"), messages=HELLO, timeout=0.5)
+        elapsed = time.monotonic() - started
+    assert caught.value.status_code == 504
+    assert elapsed < 10
+    assert isinstance(caught.value.__cause__, EndpointTimeoutError)

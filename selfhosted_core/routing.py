@@ -36,7 +36,7 @@ class Router:
         }
         self._names: dict[tuple[str, str], int] = {}
         for index, endpoint in enumerate(config.endpoints):
-            for name in (endpoint.label, endpoint.url, endpoint.api_base):
+            for name in (endpoint.label, endpoint.url, endpoint.api_base, endpoint.server_root):
                 if name:
                     self._names.setdefault((endpoint.id, name.rstrip("/")), index)
 

@@ -33,15 +33,17 @@ def _is_json(response: httpx2.Response) -> bool:
     return response.headers.get("content-type", "").startswith("application/json")
 
 
-def _chunks(decoder: SSEDecoder, assembler: Assembler, data: bytes | None) -> list[ChatChunk]:
-    """What one read of the body adds (`None` marks the end of the body)."""
+def _chunks(decoder: SSEDecoder, assembler: Assembler, data: bytes | None) -> Iterator[ChatChunk]:
+    """What one read of the body adds (`None` marks the end of the body).
+
+    A generator, so the chunks that came in the same read as an error event are delivered
+    before the error is raised.
+    """
     events = decoder.close() if data is None else decoder.feed(data)
-    chunks = []
     for event in events:
         chunk = assembler.feed_event(event.data, event=event.event)
         if chunk is not None:
-            chunks.append(chunk)
-    return chunks
+            yield chunk
 
 
 class _StreamState:

@@ -18,7 +18,7 @@ from litellm.types.utils import EmbeddingResponse, ModelResponse
 
 from litellm_selfhosted import _response
 from litellm_selfhosted._errors import mapped_errors
-from litellm_selfhosted._request import chat_request, embedding_request, seconds
+from litellm_selfhosted._request import call_timeout, chat_request, embedding_request
 from litellm_selfhosted._response import StreamPiece
 from selfhosted_core import (
     ChatRequest,
@@ -280,7 +280,7 @@ class SelfHostedLLM(CustomLLM):
                 [_json(message) for message in messages],
                 optional_params,
                 api_base=api_base,
-                timeout=seconds(timeout),
+                timeout=self._timeout(model, timeout),
             )
 
     def _embed(
@@ -296,8 +296,16 @@ class SelfHostedLLM(CustomLLM):
         _ignore_key(api_key)
         with mapped_errors(model):
             return embedding_request(
-                model, texts, optional_params, api_base=api_base, timeout=seconds(timeout)
+                model,
+                texts,
+                optional_params,
+                api_base=api_base,
+                timeout=self._timeout(model, timeout),
             )
+
+    def _timeout(self, model: str, timeout: Any) -> float | None:
+        replicas = self.provider.config.replicas(model)
+        return call_timeout(timeout, configured=max((e.timeout for e in replicas), default=None))
 
 
 handler = SelfHostedLLM()

@@ -140,8 +140,20 @@ def embedding_request(
     )
 
 
-def seconds(timeout: Any) -> float | None:
-    """LiteLLM's timeout (seconds, or an `httpx.Timeout`) as seconds."""
+def call_timeout(timeout: Any, *, configured: float | None) -> float | None:
+    """The seconds one call may take: the shorter of LiteLLM's timeout and the endpoint's.
+
+    LiteLLM always hands a custom handler a timeout (600 s when the caller set none) and never
+    enforces it; the handler does. The endpoint's configured timeout is the operator's ceiling,
+    so the shorter one applies. `timeout` is seconds or an `httpx.Timeout` (its read timeout).
+    """
+    given = _seconds(timeout)
+    if given is None or configured is None:
+        return given if configured is None else configured
+    return min(given, configured)
+
+
+def _seconds(timeout: Any) -> float | None:
     if timeout is None or isinstance(timeout, int | float):
         return None if timeout is None else float(timeout)
     read = getattr(timeout, "read", None)

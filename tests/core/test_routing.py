@@ -76,14 +76,6 @@ def test_pin_a_replica_configured_with_v1(router: Router, name: str) -> None:
     assert router.select("tiny", CHAT, endpoint=name) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "routing.py Router.__init__ registers label, url and api_base only: a replica whose "
-        "configured url ends in /v1 cannot be pinned by its URL without /v1 (server_root), "
-        "contrary to the select() docstring"
-    ),
-)
 @pytest.mark.parametrize("name", ["http://gpu-2.test:8080", "http://gpu-2.test:8080/"])
 def test_pin_a_replica_configured_with_v1_by_its_url_without_v1(router: Router, name: str) -> None:
     assert router.select("tiny", CHAT, endpoint=name) == 1

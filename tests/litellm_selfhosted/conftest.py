@@ -13,7 +13,7 @@ import pytest
 from litellm_selfhosted import SelfHostedLLM, register
 from selfhosted_core import Config, Provider
 from tests.core.harness import ENDPOINTS, FakeServer
-from tests.litellm_driver import ll, litellm_state  # noqa: F401 - fixtures
+from tests.litellm_driver import litellm_state, ll  # noqa: F401 - fixtures
 
 
 @pytest.fixture
@@ -31,6 +31,6 @@ async def provider(server: FakeServer) -> AsyncIterator[Provider]:
 
 
 @pytest.fixture
-def registered(provider: Provider, litellm_state: None) -> SelfHostedLLM:
+def registered(provider: Provider, litellm_state: None) -> SelfHostedLLM:  # noqa: F811
     """The handler for `selfhosted/...`, registered with LiteLLM for this test only."""
     return register(provider=provider)

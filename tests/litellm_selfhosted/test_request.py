@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from litellm_selfhosted._request import chat_request, embedding_request, seconds
+from litellm_selfhosted._request import call_timeout, chat_request, embedding_request
 from selfhosted_core import (
     ChatRequest,
     EmbeddingRequest,
@@ -211,10 +211,22 @@ def test_api_base_pins_the_endpoint_and_timeout_is_kept() -> None:
         (httpx.Timeout(None), None),
     ],
 )
-def test_seconds_reads_numbers_and_httpx_timeouts(timeout: Any, expected: float | None) -> None:
-    result = seconds(timeout)
+def test_call_timeout_reads_numbers_and_httpx_timeouts(
+    timeout: Any, expected: float | None
+) -> None:
+    result = call_timeout(timeout, configured=None)
     assert result == expected
     assert result is None or type(result) is float
+
+
+@pytest.mark.parametrize(
+    ("timeout", "configured", "expected"),
+    [(600.0, 60.0, 60.0), (5.0, 60.0, 5.0), (None, 60.0, 60.0), (httpx.Timeout(90), 60.0, 60.0)],
+)
+def test_call_timeout_is_the_shorter_of_the_call_and_the_endpoint(
+    timeout: Any, configured: float, expected: float
+) -> None:
+    assert call_timeout(timeout, configured=configured) == expected
 
 
 # --- embeddings -------------------------------------------------------------------------------------
@@ -255,4 +267,3 @@ def test_token_ids_are_refused_naming_the_input(texts: list[Any], named: str) ->
     with pytest.raises(InvalidRequestError) as caught:
         embed(texts, {})
     assert str(caught.value) == f"{named}; embeddings take text (model='minilm')"
-

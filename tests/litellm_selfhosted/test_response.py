@@ -80,7 +80,7 @@ def test_a_missing_finish_reason_is_stop() -> None:
 
 def test_reasoning_becomes_reasoning_content() -> None:
     message = message_of(fill(answer(reasoning="The capital of France.")))
-    assert message.reasoning_content == "The capital of France."  # type: ignore[attr-defined]
+    assert message.reasoning_content == "The capital of France."
 
 
 def test_valid_and_invalid_tool_calls_are_returned_with_their_text() -> None:
@@ -144,7 +144,9 @@ def test_hidden_params_tell_where_the_answer_came_from() -> None:
 def test_billed_tokens_only_when_the_modifier_is_not_one(
     modifier: float, billed: dict[str, float]
 ) -> None:
-    usage = CoreUsage(prompt_tokens=9, completion_tokens=2, total_tokens=11, token_modifier=modifier)
+    usage = CoreUsage(
+        prompt_tokens=9, completion_tokens=2, total_tokens=11, token_modifier=modifier
+    )
     response = fill(answer(usage=usage, endpoint="chat-a"))
     assert response._hidden_params["selfhosted"] == {
         "endpoint": "chat-a",
@@ -159,7 +161,7 @@ def test_billed_tokens_only_when_the_modifier_is_not_one(
 def test_reasoning_is_a_model_response_stream_delta() -> None:
     (piece,) = stream_pieces(ChatChunk(reasoning="Two and two."))
     assert isinstance(piece, ModelResponseStream)
-    assert piece.choices[0].delta.reasoning_content == "Two and two."  # type: ignore[attr-defined]
+    assert piece.choices[0].delta.reasoning_content == "Two and two."
     assert piece.choices[0].delta.content is None
 
 
@@ -214,16 +216,14 @@ def test_an_empty_chunk_gives_nothing() -> None:
 
 
 def test_closing_piece_carries_the_finish_reason_and_the_server_usage() -> None:
-    usage = CoreUsage(
-        prompt_tokens=9, completion_tokens=2, total_tokens=11, cached_prompt_tokens=4
-    )
+    usage = CoreUsage(prompt_tokens=9, completion_tokens=2, total_tokens=11, cached_prompt_tokens=4)
     piece: GenericStreamingChunk = closing_piece(answer(finish_reason="tool_calls", usage=usage))
     assert (piece["is_finished"], piece["finish_reason"], piece["text"]) == (
         True,
         "tool_calls",
         "",
     )
-    assert piece["usage"] == {  # type: ignore[comparison-overlap]
+    assert piece["usage"] == {
         "prompt_tokens": 9,
         "completion_tokens": 2,
         "total_tokens": 11,
@@ -256,4 +256,3 @@ def test_embedding_response_keeps_input_order_usage_and_origin() -> None:
     assert response.usage is not None
     assert (response.usage.prompt_tokens, response.usage.total_tokens) == (4, 4)
     assert response._hidden_params["selfhosted"] == {"endpoint": "emb-a"}
-

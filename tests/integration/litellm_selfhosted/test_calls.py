@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import socket
 import time
+from typing import Any
 
 import litellm
 import pytest
+from litellm.exceptions import ContextWindowExceededError, Timeout
 
 from litellm_selfhosted import SelfHostedLLM
 from selfhosted_core import Config, EndpointTimeoutError, Provider
@@ -87,7 +89,7 @@ async def test_stream_delivers_text_and_the_server_usage(ll: LLDriver) -> None:
 
 async def test_stream_delivers_a_tool_call(ll: LLDriver) -> None:
     chunks = await ll.stream(model=model("tiny"), messages=HELLO, tools=[WEATHER])
-    built = litellm.stream_chunk_builder(chunks)
+    built: Any = litellm.stream_chunk_builder(chunks)
     assert built is not None
     (call,) = built.choices[0].message.tool_calls
     assert call.function.name == "get_weather"
@@ -157,7 +159,7 @@ async def test_context_overflow_is_litellms_class(ll: LLDriver, registered: Self
     prompt = "word " * 600
     assert provider.count_tokens("tiny", text=prompt) > 2048
     first = provider.config.replicas("tiny")[0]
-    with pytest.raises(litellm.ContextWindowExceededError) as caught:
+    with pytest.raises(ContextWindowExceededError) as caught:
         await ll.complete(
             model=model("tiny"),
             messages=[{"role": "user", "content": prompt}],
@@ -177,7 +179,7 @@ async def test_timeout_is_enforced_as_litellms_timeout(ll: LLDriver) -> None:
         handler = SelfHostedLLM(Config(endpoints=[{"url": f"http://{host}:{port}", "id": "slow"}]))
         litellm.custom_provider_map = [{"provider": "selfhosted", "custom_handler": handler}]
         started = time.monotonic()
-        with pytest.raises(litellm.Timeout) as caught:
+        with pytest.raises(Timeout) as caught:
             await ll.complete(model=model("slow"), messages=HELLO, timeout=0.5)
         elapsed = time.monotonic() - started
     assert caught.value.status_code == 504

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
+from typing import Any
 
 import litellm
 import pytest
+from litellm.router import Router
 
 from litellm_selfhosted import SelfHostedLLM, router_model_list
 from selfhosted_core import Config
@@ -25,7 +27,7 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def only(config: Config, *models: str, extra: list[dict[str, object]] | None = None) -> Config:
+def only(config: Config, *models: str, extra: list[dict[str, Any]] | None = None) -> Config:
     endpoints = [endpoint for endpoint in config.endpoints if endpoint.id in models]
     return Config(endpoints=[*endpoints, *(extra or [])])
 
@@ -38,7 +40,7 @@ def replicas(litellm_config: Config) -> Config:
 async def test_router_spreads_load_and_each_deployment_is_pinned(
     ll: LLDriver, replicas: Config, registered: SelfHostedLLM
 ) -> None:
-    router = litellm.Router(model_list=router_model_list(replicas))
+    router = Router(model_list=router_model_list(replicas))
     deployment_to_endpoint = {
         f"tiny@{endpoint.api_base}": endpoint.display_name for endpoint in replicas.endpoints
     }
@@ -61,7 +63,7 @@ async def test_dead_deployment_is_cooled_down_and_others_serve(
     litellm.custom_provider_map = [
         {"provider": "selfhosted", "custom_handler": SelfHostedLLM(config)}
     ]
-    router = litellm.Router(
+    router = Router(
         model_list=router_model_list(config),
         num_retries=3,
         retry_after=0,
@@ -91,7 +93,7 @@ async def test_context_overflow_falls_back_to_the_larger_model(
 ) -> None:
     first_tiny = litellm_config.replicas("tiny")[0]
     config = Config(endpoints=[first_tiny, *litellm_config.replicas(BIG)])
-    router = litellm.Router(
+    router = Router(
         model_list=router_model_list(config), context_window_fallbacks=[{"tiny": [BIG]}]
     )
     prompt = "word " * 600

@@ -140,8 +140,8 @@ def messages_from_openai(
 
     Text parts of a multi-part message are joined with newlines into one string (as vLLM's
     chat template input joins them); image parts keep the parts form. Assistant tool calls keep
-    their `arguments` text; `reasoning_content` (or `reasoning`) on an assistant message is
-    kept for servers that read it back.
+    their `arguments` text, which must be a JSON object; `reasoning_content` (or `reasoning`)
+    on an assistant message is kept for servers that read it back.
 
     Raises:
         InvalidRequestError: A message does not have OpenAI's shape; the field is named.
@@ -201,7 +201,10 @@ def response_format_from_openai(
 def _message(index: int, message: _MessageIn, model: str | None) -> Message:
     content = _content(index, message.content, model)
     if message.role == "assistant":
-        calls = [_tool_call(call) for call in message.tool_calls or ()]
+        calls = [
+            _tool_call(f"messages[{index}].tool_calls[{number}]", call, model)
+            for number, call in enumerate(message.tool_calls or ())
+        ]
         return Message(
             role="assistant",
             content=content,
@@ -240,7 +243,7 @@ def _content(
     return parts
 
 
-def _tool_call(call: _ToolCallIn) -> ToolCall:
+def _tool_call(where: str, call: _ToolCallIn, model: str | None) -> ToolCall:
     arguments = call.function.arguments
     if isinstance(arguments, dict):
         return ToolCall(
@@ -253,14 +256,14 @@ def _tool_call(call: _ToolCallIn) -> ToolCall:
         args = json.loads(arguments) if arguments.strip() else {}
     except json.JSONDecodeError:
         args = None
-    # Arguments that are not a JSON object go back as the model wrote them, so the tool
-    # message answering the call still matches its id.
-    return ToolCall(
-        id=call.id or "",
-        name=call.function.name,
-        arguments=arguments,
-        args=args if isinstance(args, dict) else {},
-    )
+    if not isinstance(args, dict):
+        # Servers answer such history with a 5xx (llama-server: "Failed to parse tool call
+        # arguments"), which a router would blame on the replica; refused here as the
+        # caller's mistake instead.
+        raise InvalidRequestError(
+            f"{where}.function.arguments is not a JSON object: {arguments[:80]!r}", model=model
+        )
+    return ToolCall(id=call.id or "", name=call.function.name, arguments=arguments, args=args)
 
 
 def _validate(adapter: TypeAdapter[Any], value: Any, where: str, model: str | None) -> Any:

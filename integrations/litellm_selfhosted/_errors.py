@@ -6,8 +6,10 @@ LiteLLM passes its own exception types through untouched, and its Router decides
 or loading endpoint becomes `ServiceUnavailableError` (503), a timeout `Timeout` with status
 504, a busy server `RateLimitError` (429, with its `Retry-After`), and a context overflow
 `ContextWindowExceededError`, the only class `context_window_fallbacks` react to. A malformed
-reply is the endpoint's fault: `BadGatewayError` (502). Problems with the request itself
-(unknown model, missing capability, bad message) are 4xx and never cool an endpoint down.
+reply is the endpoint's fault: `BadGatewayError` (502), and so is a broken config (500).
+Problems with the request itself (missing capability, bad message) are 400 and never cool an
+endpoint down; an unknown model is 404, which LiteLLM does cool down (a deployment naming a
+model the config lacks is a deployment mistake). Other statuses keep their code.
 
 The core error stays the `__cause__`, with the endpoint and, for a stream that broke after
 output, the `partial` answer; LiteLLM's message names the endpoint too.
@@ -62,8 +64,8 @@ def litellm_error(error: core.SelfHostedError, *, model: str) -> Exception:
         return lx.NotFoundError(
             message=text, model=model, llm_provider=PROVIDER, response=_response(404)
         )
-    if isinstance(error, core.ServerError):
-        return _server_error(error.status_code, text, model)
+    if isinstance(error, core.APIStatusError) and not isinstance(error, core.BadRequestError):
+        return _status_error(error.status_code, text, model)
     if isinstance(error, core.EndpointConnectionError):
         return _server_error(503, text, model)
     if isinstance(error, core.EndpointTimeoutError):
@@ -72,6 +74,9 @@ def litellm_error(error: core.SelfHostedError, *, model: str) -> Exception:
         )
     if isinstance(error, core.ResponseError):
         return _server_error(502, text, model)
+    if isinstance(error, core.ConfigurationError):
+        # The operator's config, not the caller's request, is wrong.
+        return _server_error(500, text, model)
     return lx.BadRequestError(
         message=text, model=model, llm_provider=PROVIDER, response=_response(400)
     )
@@ -84,6 +89,13 @@ def mapped_errors(model: str) -> Iterator[None]:
         yield
     except core.SelfHostedError as exc:
         raise litellm_error(exc, model=model) from exc
+
+
+def _status_error(status: int, text: str, model: str) -> Exception:
+    """An HTTP status the table above does not name: 5xx by code, 408 a timeout, others kept."""
+    if status == 408:
+        return lx.Timeout(message=text, model=model, llm_provider=PROVIDER)
+    return _server_error(status, text, model)
 
 
 def _server_error(status: int, text: str, model: str) -> Exception:

@@ -18,7 +18,7 @@ from litellm.types.utils import EmbeddingResponse, ModelResponse
 
 from litellm_selfhosted import _response
 from litellm_selfhosted._errors import mapped_errors
-from litellm_selfhosted._request import call_timeout, chat_request, embedding_request
+from litellm_selfhosted._request import call_timeout, chat_request, embedding_request, warn_once
 from litellm_selfhosted._response import StreamPiece
 from selfhosted_core import (
     ChatRequest,
@@ -280,7 +280,7 @@ class SelfHostedLLM(CustomLLM):
                 [_json(message) for message in messages],
                 optional_params,
                 api_base=api_base,
-                timeout=self._timeout(model, timeout),
+                timeout=self._timeout(model, api_base, timeout),
             )
 
     def _embed(
@@ -300,12 +300,16 @@ class SelfHostedLLM(CustomLLM):
                 texts,
                 optional_params,
                 api_base=api_base,
-                timeout=self._timeout(model, timeout),
+                timeout=self._timeout(model, api_base, timeout),
             )
 
-    def _timeout(self, model: str, timeout: Any) -> float | None:
+    def _timeout(self, model: str, api_base: str | None, timeout: Any) -> float | None:
         replicas = self.provider.config.replicas(model)
-        return call_timeout(timeout, configured=max((e.timeout for e in replicas), default=None))
+        if api_base is not None:
+            name = api_base.rstrip("/")
+            replicas = [e for e in replicas if name in (e.url, e.api_base, e.server_root, e.label)]
+        # Unpinned, any replica may answer: the shortest configured timeout binds them all.
+        return call_timeout(timeout, configured=min((e.timeout for e in replicas), default=None))
 
 
 handler = SelfHostedLLM()
@@ -315,18 +319,18 @@ It reads its endpoints from the environment on its first call (`SELFHOSTED_CONFI
 """
 
 
-def _pieces(handler: SelfHostedLLM, request: ChatRequest) -> Iterator[StreamPiece]:
-    with mapped_errors(request.model), handler.provider.stream(request) as stream:
+def _pieces(owner: SelfHostedLLM, request: ChatRequest) -> Iterator[StreamPiece]:
+    with mapped_errors(request.model), owner.provider.stream(request) as stream:
         for chunk in stream:
             yield from _response.stream_pieces(chunk)
         final = stream.final_response()
     yield _response.closing_piece(final)
 
 
-async def _apieces(handler: SelfHostedLLM, request: ChatRequest) -> AsyncIterator[StreamPiece]:
+async def _apieces(owner: SelfHostedLLM, request: ChatRequest) -> AsyncIterator[StreamPiece]:
     # Opened here, not in `astreaming`: LiteLLM calls that from a worker thread with no loop.
     with mapped_errors(request.model):
-        async with handler.provider.astream(request) as stream:
+        async with owner.provider.astream(request) as stream:
             async for chunk in stream:
                 for piece in _response.stream_pieces(chunk):
                     yield piece
@@ -344,9 +348,10 @@ def _json(message: Any) -> Mapping[str, Any]:
 
 def _ignore_key(api_key: str | None) -> None:
     if api_key:
-        logger.warning(
+        warn_once(
+            "api_key",
             "an api_key given to LiteLLM is not used: selfhosted endpoints take their key "
-            "from the endpoint config"
+            "from the endpoint config",
         )
 
 

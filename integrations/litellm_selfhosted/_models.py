@@ -54,7 +54,6 @@ def model_info(
     }
     if context_window is not None:
         info["max_input_tokens"] = context_window
-        info["max_tokens"] = context_window
     if endpoint.dimension is not None:
         info["output_vector_size"] = endpoint.dimension
     return info

@@ -27,7 +27,15 @@ _SAMPLING = ("temperature", "top_p", "seed", "frequency_penalty", "presence_pena
 
 # Samplers llama-server, vLLM and SGLang accept beside OpenAI's; sent as given.
 SERVER_SAMPLING = frozenset(
-    {"top_k", "min_p", "typical_p", "repetition_penalty", "repeat_penalty", "reasoning_effort"}
+    {
+        "top_k",
+        "min_p",
+        "typical_p",
+        "repetition_penalty",
+        "repeat_penalty",
+        "logit_bias",
+        "reasoning_effort",
+    }
 )
 """Parameters beyond OpenAI's that go to the server unchanged (`reasoning_effort` only arrives
 when the deployment lists it in `allowed_openai_params`)."""
@@ -68,6 +76,12 @@ _INTERNAL = frozenset(
     }
 )
 
+# What the core itself sends; `extra_body` may not replace it (a caller could otherwise reach
+# a model the operator never configured, with the endpoint's key).
+_OWNED_BY_CORE = frozenset(
+    {"model", "messages", "input", "stream", "stream_options", "tools", "tool_choice"}
+)
+
 # Features the core does not return; refused rather than silently answered without them.
 _UNSUPPORTED = frozenset({"logprobs", "top_logprobs", "functions", "function_call", "audio"})
 
@@ -97,7 +111,7 @@ def chat_request(
     stop = options.get("stop")
     body = {
         **{name: options[name] for name in SERVER_SAMPLING if name in options},
-        **(options.get("extra_body") or {}),
+        **_extra_body(optional_params, model),
     }
     return ChatRequest(
         model=model,
@@ -134,7 +148,7 @@ def embedding_request(
             raise InvalidRequestError(
                 f"input[{index}] is {type(text).__name__}; embeddings take text", model=model
             )
-    body = optional_params.get("extra_body")
+    body = _extra_body(optional_params, model) or None
     return EmbeddingRequest(
         model=model, input=inputs, extra_body=body, timeout=timeout, endpoint=api_base
     )
@@ -160,6 +174,23 @@ def _seconds(timeout: Any) -> float | None:
     return float(read) if isinstance(read, int | float) else None
 
 
+def warn_once(name: str, message: str) -> None:
+    """Log `message` as a warning the first time `name` comes up in this process."""
+    if name not in _warned:
+        _warned.add(name)
+        logger.warning(message)
+
+
+def _extra_body(optional_params: Mapping[str, Any], model: str) -> dict[str, Any]:
+    body = dict(optional_params.get("extra_body") or {})
+    owned = sorted(set(body) & _OWNED_BY_CORE)
+    if owned:
+        raise InvalidRequestError(
+            f"extra_body may not set {owned}: they are the request's own fields", model=model
+        )
+    return body
+
+
 def _checked(optional_params: Mapping[str, Any], model: str) -> dict[str, Any]:
     refused = sorted(set(optional_params) & _UNSUPPORTED)
     if refused:
@@ -170,11 +201,10 @@ def _checked(optional_params: Mapping[str, Any], model: str) -> dict[str, Any]:
     for name, value in optional_params.items():
         if name in _MAPPED or name in SERVER_SAMPLING:
             options[name] = value
-        elif name not in _INTERNAL and name not in _warned:
-            _warned.add(name)
-            logger.warning(
-                "ignored parameter %r: not an OpenAI chat parameter; put server-specific "
-                "parameters in extra_body",
+        elif name not in _INTERNAL:
+            warn_once(
                 name,
+                f"ignored parameter {name!r}: not a chat parameter selfhosted endpoints take; "
+                "put server-specific parameters in extra_body",
             )
     return options

@@ -125,15 +125,29 @@ def test_assistant_tool_call_with_object_arguments_becomes_json_text() -> None:
     assert call.args == {"path": "é"}
 
 
-@pytest.mark.parametrize("raw", ["{not json", "[1, 2]", ""])
-def test_assistant_tool_call_with_bad_arguments_keeps_the_raw_text(raw: str) -> None:
+def test_assistant_tool_call_with_empty_arguments_means_no_arguments() -> None:
     message = one(
         {
             "role": "assistant",
-            "tool_calls": [{"id": "c3", "function": {"name": "f", "arguments": raw}}],
+            "tool_calls": [{"id": "c3", "function": {"name": "f", "arguments": ""}}],
         }
     )
-    assert message.tool_calls == [ToolCall(id="c3", name="f", arguments=raw, args={})]
+    assert message.tool_calls == [ToolCall(id="c3", name="f", arguments="", args={})]
+
+
+@pytest.mark.parametrize("raw", ["{not json", "[1, 2]"])
+def test_assistant_tool_call_with_bad_arguments_is_refused_before_any_io(raw: str) -> None:
+    """llama-server answers such history with a 500, which a router would blame on a replica."""
+    with pytest.raises(InvalidRequestError) as caught:
+        one(
+            {
+                "role": "assistant",
+                "tool_calls": [{"id": "c3", "function": {"name": "f", "arguments": raw}}],
+            }
+        )
+    assert str(caught.value).startswith(
+        "messages[0].tool_calls[0].function.arguments is not a JSON object"
+    )
 
 
 def test_assistant_tool_call_without_id_gets_an_empty_id() -> None:

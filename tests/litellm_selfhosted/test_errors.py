@@ -77,10 +77,22 @@ TABLE: list[tuple[str, core.SelfHostedError, type[Exception], int]] = [
         400,
     ),
     (
+        "408 from a reverse proxy",
+        core.APIStatusError("request timeout", status_code=408),
+        lx.Timeout,
+        408,
+    ),
+    (
+        "409 keeps its status",
+        core.APIStatusError("conflict", status_code=409),
+        lx.APIError,
+        409,
+    ),
+    (
         "configuration",
         core.ConfigurationError("no configuration: set SELFHOSTED_CONFIG"),
-        lx.BadRequestError,
-        400,
+        lx.InternalServerError,
+        500,
     ),
     (
         "not supported",

@@ -13,7 +13,7 @@ from litellm import exceptions as lx
 from litellm.types.utils import ChatCompletionMessageToolCall, Choices, ModelResponse
 from litellm.utils import custom_llm_setup
 
-from litellm_selfhosted import SelfHostedLLM, register
+from litellm_selfhosted import SelfHostedLLM, _request, register
 from selfhosted_core import Config, Provider, SelfHostedError
 from tests.core import payloads
 from tests.core.harness import ENDPOINTS, FakeServer
@@ -270,8 +270,12 @@ async def test_the_request_carries_the_endpoint_key_and_no_router_keys(
 
 
 async def test_an_api_key_given_to_litellm_is_not_sent(
-    ll: LLDriver, server: FakeServer, caplog: pytest.LogCaptureFixture
+    ll: LLDriver,
+    server: FakeServer,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(_request, "_warned", set())  # the warning is once per process
     server.on("POST", CHAT, payloads.LLAMA_OBJECT_ARGUMENTS)
     with caplog.at_level(logging.WARNING, logger="litellm_selfhosted"):
         await ll.complete(model=model("tiny"), messages=HELLO, api_key="caller-key")
@@ -361,14 +365,15 @@ def test_a_fresh_handler_reads_selfhosted_config_on_first_use(
     handler.provider.close()
 
 
-async def test_a_missing_config_is_a_bad_request_naming_selfhosted_config(
+async def test_a_missing_config_is_a_server_error_naming_selfhosted_config(
     ll: LLDriver, clean_env: pytest.MonkeyPatch
 ) -> None:
+    """The operator's setup is wrong, not the caller's request: 500, not 400."""
     litellm.custom_provider_map = [{"provider": "selfhosted", "custom_handler": SelfHostedLLM()}]
     custom_llm_setup()  # type: ignore[no-untyped-call]
-    with pytest.raises(lx.BadRequestError, match="SELFHOSTED_CONFIG") as caught:
+    with pytest.raises(lx.InternalServerError, match="SELFHOSTED_CONFIG") as caught:
         await ll.complete(model=model("tiny"), messages=HELLO)
-    assert caught.value.status_code == 400
+    assert caught.value.status_code == 500
 
 
 async def test_the_endpoint_timeout_applies_when_the_caller_sets_none(

@@ -155,7 +155,9 @@ def test_an_unknown_key_is_dropped_and_warned_once_by_name(
         second = build({name: 2})
     assert first == second == build({})
     (warning,) = warnings_about(caplog, name)
-    assert warning.startswith(f"ignored parameter {name!r}: not an OpenAI chat parameter")
+    assert warning.startswith(
+        f"ignored parameter {name!r}: not a chat parameter selfhosted endpoints take"
+    )
     assert "extra_body" in warning
 
 
@@ -267,3 +269,14 @@ def test_token_ids_are_refused_naming_the_input(texts: list[Any], named: str) ->
     with pytest.raises(InvalidRequestError) as caught:
         embed(texts, {})
     assert str(caught.value) == f"{named}; embeddings take text (model='minilm')"
+
+
+@pytest.mark.parametrize("key", ["model", "messages", "stream", "tools"])
+def test_extra_body_may_not_replace_the_requests_own_fields(key: str) -> None:
+    """Else a caller could reach a model the operator never configured, with its key."""
+    with pytest.raises(InvalidRequestError, match=rf"extra_body may not set \['{key}'\]"):
+        build({"extra_body": {key: "other"}})
+
+
+def test_logit_bias_goes_to_the_server() -> None:
+    assert build({"logit_bias": {"15": -100}}).extra_body == {"logit_bias": {"15": -100}}

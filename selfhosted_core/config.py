@@ -245,6 +245,15 @@ class ModelEndpoint(_Validated):
         return self.served_model or self.id
 
     @property
+    def names(self) -> frozenset[str]:
+        """What a request may call this endpoint to pin it: label, URL with or without `/v1`."""
+        return frozenset(
+            name.rstrip("/")
+            for name in (self.label, self.url, self.api_base, self.server_root)
+            if name
+        )
+
+    @property
     def display_name(self) -> str:
         """The label, or `id@host:port` when no label is set; safe to show anywhere."""
         return self.label or f"{self.id}@{urlsplit(self.url).netloc}"

@@ -36,9 +36,8 @@ class Router:
         }
         self._names: dict[tuple[str, str], int] = {}
         for index, endpoint in enumerate(config.endpoints):
-            for name in (endpoint.label, endpoint.url, endpoint.api_base, endpoint.server_root):
-                if name:
-                    self._names.setdefault((endpoint.id, name.rstrip("/")), index)
+            for name in endpoint.names:
+                self._names.setdefault((endpoint.id, name), index)
 
     def select(
         self, model: str, needs: frozenset[Capability], *, endpoint: str | None = None

@@ -306,8 +306,7 @@ class SelfHostedLLM(CustomLLM):
     def _timeout(self, model: str, api_base: str | None, timeout: Any) -> float | None:
         replicas = self.provider.config.replicas(model)
         if api_base is not None:
-            name = api_base.rstrip("/")
-            replicas = [e for e in replicas if name in (e.url, e.api_base, e.server_root, e.label)]
+            replicas = [e for e in replicas if api_base.rstrip("/") in e.names]
         # Unpinned, any replica may answer: the shortest configured timeout binds them all.
         return call_timeout(timeout, configured=min((e.timeout for e in replicas), default=None))
 

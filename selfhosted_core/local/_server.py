@@ -284,14 +284,8 @@ class LlamaServer:
 
     def _terminate(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        _signal_group(process, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            _signal_group(process, signal.SIGKILL)
-            process.wait()
+        if process is not None:
+            stop_process_group(process, timeout)
 
 
 def stop_detached(pid: int, *, timeout: float = 10.0) -> bool:
@@ -348,6 +342,18 @@ def _free_port() -> int:
         sock.bind((_HOST, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM a child that leads its own process group, then SIGKILL after `timeout` s."""
+    if process.poll() is not None:
+        return
+    _signal_group(process, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -34,11 +34,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -48,8 +46,15 @@ from typing import TYPE_CHECKING
 
 import httpx2
 
+from selfhosted_core.local._server import (
+    _die_with_parent,
+    _free_port,
+    _PortTakenError,
+    stop_process_group,
+)
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
     from types import TracebackType
 
     from typing_extensions import Self
@@ -60,7 +65,6 @@ HOST = "127.0.0.1"
 _POLL_INTERVAL = 0.25
 _STOP_TIMEOUT = 10.0
 _BIND_ATTEMPTS = 3
-_PR_SET_PDEATHSIG = 1
 
 _OFFLINE_ENV: dict[str, str] = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
@@ -74,10 +78,6 @@ _LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
 class LiteLLMProxyStartError(RuntimeError):
     """The proxy exited or did not answer ``/health/liveliness`` in time; carries the log tail."""
-
-
-class _PortTakenError(Exception):
-    """Another process bound the chosen port between the probe and the proxy's own bind."""
 
 
 class LiteLLMProxy:
@@ -289,29 +289,8 @@ class LiteLLMProxy:
         )
 
     def _terminate(self) -> None:
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        _signal_group(process, signal.SIGTERM)
-        try:
-            process.wait(_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            _signal_group(process, signal.SIGKILL)
-            process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    # The child leads its own session, so its process group id is its pid; signalling the
-    # group also reaches any worker it forked.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, sig)
+        if self._process is not None:
+            stop_process_group(self._process, _STOP_TIMEOUT)
 
 
 def _describe_exit(code: int) -> str:
@@ -319,18 +298,3 @@ def _describe_exit(code: int) -> str:
         with contextlib.suppress(ValueError):
             return f"signal {signal.Signals(-code).name} (exit code {code})"
     return f"exit code {code}"
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """Return a pre-exec hook that has Linux kill the child when the starting thread dies."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def hook() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-    return hook

@@ -12,7 +12,7 @@ import pytest
 from litellm.exceptions import ContextWindowExceededError, Timeout
 
 from litellm_selfhosted import SelfHostedLLM
-from selfhosted_core import Config, EndpointTimeoutError, Provider
+from selfhosted_core import Config, EndpointTimeoutError, Message, Provider
 from selfhosted_core.local import PLAIN_ANSWER_TEXT
 from tests.litellm_driver import LLDriver, model
 
@@ -70,9 +70,12 @@ async def test_tool_result_round_trip(ll: LLDriver) -> None:
     assert not second.choices[0].message.tool_calls
 
 
-async def test_stream_delivers_text_and_the_server_usage(ll: LLDriver) -> None:
+async def test_stream_delivers_text_and_the_server_usage(
+    ll: LLDriver, registered: SelfHostedLLM
+) -> None:
+    long_prompt = [{"role": "user", "content": "word " * 100}]
     chunks = await ll.stream(
-        model=model("tiny"), messages=HELLO, stream_options={"include_usage": True}
+        model=model("tiny"), messages=long_prompt, stream_options={"include_usage": True}
     )
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
     assert text == PLAIN_ANSWER_TEXT
@@ -81,6 +84,9 @@ async def test_stream_delivers_text_and_the_server_usage(ll: LLDriver) -> None:
     usage = chunks[-1].usage
     assert usage is not None
     assert usage.completion_tokens > 0
+    # The server's count of the templated prompt, not LiteLLM's recount of the text.
+    core_messages = [Message(role="user", content="word " * 100)]
+    assert usage.prompt_tokens == registered.provider.count_tokens("tiny", messages=core_messages)
     # The server's count, not LiteLLM's recount of the text: llama-server also reports how
     # much of the prompt came from its cache.
     assert usage.prompt_tokens_details is not None
@@ -154,13 +160,17 @@ async def test_health_check_finds_the_provider(litellm_config: object) -> None:
     assert "unknown model 'nope'" in str(broken["error"])
 
 
-async def test_context_overflow_is_litellms_class(ll: LLDriver, registered: SelfHostedLLM) -> None:
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_context_overflow_is_litellms_class(
+    ll: LLDriver, registered: SelfHostedLLM, streaming: bool
+) -> None:
     provider: Provider = registered.provider
     prompt = "word " * 600
     assert provider.count_tokens("tiny", text=prompt) > 2048
     first = provider.config.replicas("tiny")[0]
+    call = ll.stream if streaming else ll.complete
     with pytest.raises(ContextWindowExceededError) as caught:
-        await ll.complete(
+        await call(
             model=model("tiny"),
             messages=[{"role": "user", "content": prompt}],
             api_base=first.api_base,

@@ -2,15 +2,19 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PACKAGES := selfhosted_core integrations/langchain_selfhosted integrations/litellm_selfhosted
+PACKAGES := selfhosted_cli selfhosted_core integrations/langchain_selfhosted integrations/litellm_selfhosted
 
-.PHONY: test lint typecheck pytest format clean
+.PHONY: demo test lint typecheck pytest format clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
 	touch $@
+
+# The whole product on embedded local servers; the first run builds llama-server (~4 min).
+demo: $(BIN)/.installed
+	$(BIN)/selfhosted demo
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .

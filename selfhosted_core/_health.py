@@ -6,7 +6,8 @@ finally returns the `EndpointHealth`. `Provider.health` drives it with a sync cl
 
 Steps: `/health` (cheap; llama-server answers 503 "Loading model" until the model is in memory),
 then `/v1/models` (checks the key, names the server, gives the context window), then for
-llama-server `/props` (the context size it actually runs with, not the trained one).
+llama-server `/props` (the context size it actually runs with, not the trained one, and its
+build), or for the other servers that have one their version endpoint (`VERSION_PATHS`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,22 @@ import httpx2
 from pydantic import ValidationError
 
 from selfhosted_core._status import error_from_status
-from selfhosted_core._wire import WireModelList, WireProps
+from selfhosted_core._wire import WireModelList, WireProps, WireVersion
 from selfhosted_core.config import ModelEndpoint
 from selfhosted_core.errors import SelfHostedError
 from selfhosted_core.profiles import ServerKind, detect_server_kind
 from selfhosted_core.types import EndpointHealth, HealthStatus
 
 DEFAULT_HEALTH_TIMEOUT = 5.0
+
+VERSION_PATHS = {
+    ServerKind.VLLM: "/version",
+    ServerKind.OLLAMA: "/api/version",
+    ServerKind.LOCALAI: "/version",
+    ServerKind.TGI: "/info",
+    ServerKind.SGLANG: "/get_server_info",
+}
+"""Where each server tells its version (see `WireVersion` for the sources); LM Studio has none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +106,17 @@ def probe(endpoint: ModelEndpoint) -> Probe:
     detail = None
     if served and entry is None:
         detail = f"server does not list {endpoint.upstream_model!r} (lists: {', '.join(served)})"
+    version = None
+    version_path = VERSION_PATHS.get(kind or endpoint.server or ServerKind.GENERIC)
+    if version_path is not None:
+        version = _version((yield f"{endpoint.server_root}{version_path}"))
     if kind is ServerKind.LLAMA_CPP:
-        props = yield f"{endpoint.server_root}/props"
-        context = _props_context(props) or context
-    return result(HealthStatus.OK, detail, server=kind, context_window=context)
+        props = _props((yield f"{endpoint.server_root}/props"))
+        if props is not None:
+            settings = props.default_generation_settings
+            context = (settings.n_ctx if settings else None) or props.n_ctx or context
+            version = props.build_info
+    return result(HealthStatus.OK, detail, server=kind, context_window=context, version=version)
 
 
 def _classify(reply: Reply, endpoint: ModelEndpoint) -> tuple[HealthStatus, str] | None:
@@ -114,12 +131,19 @@ def _classify(reply: Reply, endpoint: ModelEndpoint) -> tuple[HealthStatus, str]
     return None
 
 
-def _props_context(props: Reply | SelfHostedError) -> int | None:
+def _version(reply: Reply | SelfHostedError) -> str | None:
+    if isinstance(reply, SelfHostedError) or reply.status != 200:
+        return None
+    try:
+        return WireVersion.model_validate_json(reply.body).version
+    except ValidationError:
+        return None
+
+
+def _props(props: Reply | SelfHostedError) -> WireProps | None:
     if isinstance(props, SelfHostedError) or props.status != 200:
         return None
     try:
-        wire = WireProps.model_validate_json(props.body)
+        return WireProps.model_validate_json(props.body)
     except ValidationError:
         return None
-    settings = wire.default_generation_settings
-    return (settings.n_ctx if settings else None) or wire.n_ctx

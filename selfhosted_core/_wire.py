@@ -127,10 +127,30 @@ class WireGenerationSettings(_Wire):
 
 
 class WireProps(_Wire):
-    """llama-server's `/props`: the context size the server actually runs with."""
+    """llama-server's `/props`: the context size the server actually runs with, and its build.
+
+    `build_info` is `b<build number>-<commit>` (tools/server/server-context.cpp
+    `build_info = "b" + std::to_string(LLAMA_BUILD_NUMBER) + "-" + LLAMA_COMMIT`).
+    """
 
     n_ctx: int | None = None
     default_generation_settings: WireGenerationSettings | None = None
+    build_info: str | None = None
+
+
+class WireVersion(_Wire):
+    """The `version` field of a server's version reply; every other field is ignored.
+
+    vLLM `GET /version` `{"version": "0.11.0"}` (vllm/entrypoints/serve/instrumentator/basic.py
+    `show_version`); Ollama `GET /api/version` `{"version": "0.12.6"}` (docs.ollama.com
+    api-reference/get-version); LocalAI `GET /version` `{"version": "v3.6.0 (abc1234)"}`
+    (core/http/routes/localai.go); TGI `GET /info` `{"model_id": ..., "version": "3.3.6",
+    "sha": ...}` (router/src/lib.rs `Info`); SGLang `GET /get_server_info` `{..., "version":
+    "0.5.3"}` (python/sglang/srt/entrypoints/http_server.py). SGLang's reply also holds every
+    server argument, its `api_key` included, which is why nothing but `version` is read.
+    """
+
+    version: str
 
 
 class WireTokens(_Wire):

@@ -304,7 +304,11 @@ class HealthStatus(str, Enum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EndpointHealth:
-    """One endpoint's health: status, latency, and what the server told about itself."""
+    """One endpoint's health: status, latency, and what the server told about itself.
+
+    `version` is the server software's own version string when it tells one (llama-server:
+    its build, e.g. `b6123-abc1234`).
+    """
 
     model: str
     endpoint: str
@@ -312,6 +316,7 @@ class EndpointHealth:
     status: HealthStatus
     latency_ms: float | None = None
     server: ServerKind | None = None
+    version: str | None = None
     context_window: int | None = None
     detail: str | None = None
 

@@ -28,7 +28,7 @@ def isort_style(name: str) -> tuple[int, str]:
     return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
 
 
-@pytest.mark.parametrize("name", [*PUBLIC_MODULES, "selfhosted_core.local"])
+@pytest.mark.parametrize("name", [*PUBLIC_MODULES, "selfhosted_core.local", "selfhosted_cli"])
 def test_all_is_sorted_and_resolves(name: str) -> None:
     module = importlib.import_module(name)
     exported = module.__all__
@@ -72,7 +72,7 @@ def test_core_imports_no_framework() -> None:
     code = (
         "import sys, json, selfhosted_core; "
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('langchain', 'langchain_core', 'litellm', 'openai', 'httpx'))))"
+        "('langchain', 'langchain_core', 'litellm', 'openai', 'httpx', 'rich'))))"
     )
     loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
     assert loaded == []

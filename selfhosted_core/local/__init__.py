@@ -30,9 +30,12 @@ from selfhosted_core.local._errors import (
 )
 from selfhosted_core.local._minilm import EMBEDDING_DIMENSION, embedding_model_path
 from selfhosted_core.local._server import LlamaServer, stop_detached
+from selfhosted_core.local._stack import CHAT_MODEL, EMBEDDING_MODEL, LocalStack
 
 __all__ = [
+    "CHAT_MODEL",
     "EMBEDDING_DIMENSION",
+    "EMBEDDING_MODEL",
     "LLAMA_CPP_PYTHON_VERSION",
     "PLAIN_ANSWER_TEXT",
     "TOOL_RESULT_ANSWER_TEXT",
@@ -40,6 +43,7 @@ __all__ = [
     "LlamaServerBuildError",
     "LlamaServerStartError",
     "LocalSetupError",
+    "LocalStack",
     "ModelPreparationError",
     "binary_cache_key",
     "build_llama_server",

@@ -27,7 +27,7 @@ from selfhosted_core.local._cache import cache_root, pip_download
 from selfhosted_core.local._errors import LlamaServerBuildError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from typing import TextIO
 
 __all__ = [
@@ -98,12 +98,19 @@ def cached_binary_path(*, root: Path | None = None) -> Path:
     return (root or cache_root()) / "bin" / binary_cache_key() / "llama-server"
 
 
-def find_llama_server(*, build: bool = True, progress: TextIO | None = None) -> Path:
+def find_llama_server(
+    *,
+    build: bool = True,
+    progress: TextIO | None = None,
+    on_percent: Callable[[int], object] | None = None,
+) -> Path:
     """Locate a ``llama-server`` binary, building and caching one if none is available.
 
     Args:
         build: Build from source when no binary is found; if false, raise instead.
         progress: Where build progress goes; defaults to ``sys.stderr``.
+        on_percent: Called with the build's percentage as cmake reports it (for a progress
+            bar); the percentages are then not written to ``progress``.
 
     Returns:
         The path of an executable ``llama-server``.
@@ -134,10 +141,15 @@ def find_llama_server(*, build: bool = True, progress: TextIO | None = None) -> 
             f"no llama-server found: {ENV_VAR} is unset, none is on PATH, and {cached} "
             "has not been built yet"
         )
-    return build_llama_server(progress=progress)
+    return build_llama_server(progress=progress, on_percent=on_percent)
 
 
-def build_llama_server(*, root: Path | None = None, progress: TextIO | None = None) -> Path:
+def build_llama_server(
+    *,
+    root: Path | None = None,
+    progress: TextIO | None = None,
+    on_percent: Callable[[int], object] | None = None,
+) -> Path:
     """Build ``llama-server`` from the llama-cpp-python sdist and install it in the cache.
 
     A file lock serialises builds across processes; a process that waited for another's build
@@ -146,6 +158,8 @@ def build_llama_server(*, root: Path | None = None, progress: TextIO | None = No
     Args:
         root: The cache directory; defaults to :func:`cache_root`.
         progress: Where build progress goes; defaults to ``sys.stderr``.
+        on_percent: Called with the build's percentage as cmake reports it (for a progress
+            bar); the percentages are then not written to ``progress``.
 
     Returns:
         The path of the cached binary.
@@ -177,7 +191,13 @@ def build_llama_server(*, root: Path | None = None, progress: TextIO | None = No
             )
             source = _fetch_sources(work)
             configure = [cmake, "-S", str(source), "-B", str(work / "build"), *generator]
-            built = _compile(configure + list(CMAKE_FLAGS), work / "build", log_path, out=out)
+            built = _compile(
+                configure + list(CMAKE_FLAGS),
+                work / "build",
+                log_path,
+                out=out,
+                on_percent=on_percent,
+            )
             staged = target.with_name(".llama-server.tmp")
             shutil.copy2(built, staged)
             os.replace(staged, target)
@@ -243,20 +263,42 @@ def _fetch_sources(work: Path) -> Path:
     return vendored
 
 
-def _compile(configure: list[str], build_dir: Path, log_path: Path, *, out: TextIO) -> Path:
+def _compile(
+    configure: list[str],
+    build_dir: Path,
+    log_path: Path,
+    *,
+    out: TextIO,
+    on_percent: Callable[[int], object] | None,
+) -> Path:
     started = time.monotonic()
     build = [configure[0], "--build", str(build_dir), "--config", "Release"]
     build += ["--target", "llama-server", "-j", "2"]
     with log_path.open("w", buffering=1) as log:
-        _run_logged(configure, log=log, out=out, started=started, step="cmake configure")
-        _run_logged(build, log=log, out=out, started=started, step="cmake build")
+        report = on_percent or _printer(out, started)
+        _run_logged(configure, log=log, report=report, started=started, step="cmake configure")
+        _run_logged(build, log=log, report=report, started=started, step="cmake build")
     built = build_dir / "bin" / "llama-server"
     if not _is_executable(built):
         raise LlamaServerBuildError(f"the build finished but produced no {built}")
     return built
 
 
-def _run_logged(command: list[str], *, log: TextIO, out: TextIO, started: float, step: str) -> None:
+def _printer(out: TextIO, started: float) -> Callable[[int], None]:
+    def report(percent: int) -> None:
+        _say(out, f"llama-server build {percent:3d}% ({_elapsed(started)})")
+
+    return report
+
+
+def _run_logged(
+    command: list[str],
+    *,
+    log: TextIO,
+    report: Callable[[int], object],
+    started: float,
+    step: str,
+) -> None:
     """Run one build step, logging every line and echoing cmake's percentages."""
     tail: deque[str] = deque(maxlen=_LOG_TAIL_LINES)
     last_percent = -1
@@ -270,7 +312,7 @@ def _run_logged(command: list[str], *, log: TextIO, out: TextIO, started: float,
             percent = _progress(line)
             if percent is not None and percent != last_percent:
                 last_percent = percent
-                _say(out, f"llama-server build {percent:3d}% ({_elapsed(started)})")
+                report(percent)
     if proc.returncode != 0:
         raise LlamaServerBuildError(
             f"{step} failed with exit code {proc.returncode} after {_elapsed(started)}; "

@@ -85,7 +85,12 @@ LLAMA_MODELS = (
     b'"owned_by":"llamacpp","meta":{"vocab_type":2,"n_vocab":512,"n_ctx_train":4096,'
     b'"n_embd":64,"n_params":100000,"size":2800000}}]}'
 )
-LLAMA_PROPS = b'{"default_generation_settings":{"n_ctx":2048},"total_slots":2}'
+# /props of the project's own llama-server (llama-cpp-python 0.3.36 sources), trimmed: the build
+# number is 1 because the sdist carries no git history.
+LLAMA_PROPS = (
+    b'{"default_generation_settings":{"n_ctx":2048},"total_slots":2,"model_alias":"tiny",'
+    b'"build_info":"b1-0c1e570","is_sleeping":false}'
+)
 
 # tools/server/README.md POST /tokenize (with_pieces false): {"tokens": [123, 456, 789]}.
 LLAMA_TOKENIZE = b'{"tokens":[123,456,789]}'
@@ -245,4 +250,25 @@ OPENAI_CONTEXT_OVERFLOW = (
     b'{"error":{"message":"This model\'s maximum context length is 4097 tokens. However, your '
     b'messages resulted in 27770 tokens. Please reduce the length of the messages.",'
     b'"type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}'
+)
+
+# --- version replies (health checks) -------------------------------------------------------------
+# vLLM GET /version: vllm/entrypoints/serve/instrumentator/basic.py show_version.
+VLLM_VERSION = b'{"version":"0.11.0"}'
+# Ollama GET /api/version: docs.ollama.com api-reference/get-version (VersionResponse).
+OLLAMA_VERSION = b'{"version":"0.12.6"}'
+# LocalAI GET /version: core/http/routes/localai.go; internal/version.go PrintableVersion().
+LOCALAI_VERSION = b'{"version":"v3.6.0 (0c1e5700)"}'
+# TGI GET /info: router/src/lib.rs `pub struct Info`, trimmed.
+TGI_INFO = (
+    b'{"model_id":"meta-llama/Llama-3.1-8B-Instruct","model_sha":null,"model_pipeline_tag":'
+    b'"text-generation","max_concurrent_requests":128,"max_input_tokens":8191,'
+    b'"max_total_tokens":8192,"validation_workers":2,"version":"3.3.6","sha":"a1b2c3d",'
+    b'"docker_label":"sha-a1b2c3d"}'
+)
+# SGLang GET /get_server_info: python/sglang/srt/entrypoints/http_server.py get_server_info(),
+# trimmed; the real reply holds every ServerArgs field, api_key included.
+SGLANG_SERVER_INFO = (
+    b'{"model_path":"Qwen/Qwen3-8B","api_key":"sk-server-secret","context_length":null,'
+    b'"internal_states":[{}],"version":"0.5.3"}'
 )

@@ -419,11 +419,12 @@ async def test_health_detects_llama_and_its_context(driver: Driver, server: Fake
     server.on("GET", "/props", payloads.LLAMA_PROPS)
     report = await driver.health()
     chat_health = report.for_model("tiny")[0]
-    assert (chat_health.status, chat_health.server, chat_health.context_window) == (
-        HealthStatus.OK,
-        ServerKind.LLAMA_CPP,
-        2048,
-    )
+    assert (
+        chat_health.status,
+        chat_health.server,
+        chat_health.version,
+        chat_health.context_window,
+    ) == (HealthStatus.OK, ServerKind.LLAMA_CPP, "b1-0c1e570", 2048)
     assert chat_health.latency_ms is not None
     embed_health = report.for_model("minilm")[0]
     assert embed_health.detail == "server does not list 'minilm' (lists: tiny)"
@@ -440,6 +441,39 @@ async def test_health_vllm_context_and_profile_adopted(driver: Driver, server: F
     tools = [Tool(name="a"), Tool(name="b")]
     await driver.chat(chat(tools=tools, tool_choice="b"))
     assert server.payloads()[-1]["tool_choice"] == {"type": "function", "function": {"name": "b"}}
+
+
+@pytest.mark.parametrize(
+    ("owner", "declared", "path", "reply", "version"),
+    [
+        ("vllm", None, "/version", payloads.VLLM_VERSION, "0.11.0"),
+        ("library", None, "/api/version", payloads.OLLAMA_VERSION, "0.12.6"),
+        ("sglang", None, "/get_server_info", payloads.SGLANG_SERVER_INFO, "0.5.3"),
+        ("system", "localai", "/version", payloads.LOCALAI_VERSION, "v3.6.0 (0c1e5700)"),
+        ("tgi", "tgi", "/info", payloads.TGI_INFO, "3.3.6"),
+    ],
+)
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_health_reads_each_servers_version(
+    mode: str, owner: str, declared: str | None, path: str, reply: bytes, version: str
+) -> None:
+    server = FakeServer()
+    server.on("GET", "/health", b"")
+    server.on("GET", "/v1/models", {"data": [{"id": "m", "owned_by": owner}]})
+    server.on("GET", path, reply)
+    config = Config(endpoints=[{"url": "http://gpu-1:8000", "id": "m", "server": declared}])
+    async with Provider(config, transport=server.transport, async_transport=server.transport) as p:
+        (entry,) = (await Driver(mode, p).health()).endpoints
+    assert (entry.status, entry.version) == (HealthStatus.OK, version)
+    assert "sk-server-secret" not in repr(entry)
+
+
+async def test_health_without_a_version_reply_still_ok(driver: Driver, server: FakeServer) -> None:
+    server.on("GET", "/health", b"")
+    server.on("GET", "/v1/models", payloads.VLLM_MODELS)
+    server.on("GET", "/version", b"<html>not here</html>")
+    (entry, _) = (await driver.health()).endpoints
+    assert (entry.status, entry.server, entry.version) == (HealthStatus.OK, ServerKind.VLLM, None)
 
 
 async def test_health_never_fails_the_whole_report(driver: Driver, server: FakeServer) -> None:

@@ -6,6 +6,7 @@ import io
 import os
 import platform
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from selfhosted_core.local import (
     cached_binary_path,
     find_llama_server,
 )
-from selfhosted_core.local._binary import CMAKE_FLAGS, ENV_VAR, _progress
+from selfhosted_core.local._binary import CMAKE_FLAGS, ENV_VAR, _progress, _run_logged
 
 
 def _executable(path: Path) -> Path:
@@ -192,3 +193,22 @@ def test_waiting_build_reuses_the_other_process_result(isolated: Path) -> None:
 )
 def test_progress_lines(line: str, percent: int | None) -> None:
     assert _progress(line) == percent
+
+
+def test_build_percentages_reach_the_callback(tmp_path: Path) -> None:
+    lines = "-- Configuring done\n[ 42%] Building CXX object a.o\n[ 42%] b.o\n[100%] Built\n"
+    command = [sys.executable, "-c", f"print({lines!r}, end='')"]
+    seen: list[int] = []
+    with (tmp_path / "build.log").open("w") as log:
+        _run_logged(command, log=log, report=seen.append, started=time.monotonic(), step="x")
+    assert seen == [42, 100]
+    assert (tmp_path / "build.log").read_text() == lines
+
+
+def test_failed_step_names_itself_and_keeps_the_log_tail(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", "print('error: no compiler'); raise SystemExit(3)"]
+    with (
+        (tmp_path / "build.log").open("w") as log,
+        pytest.raises(LlamaServerBuildError, match=r"cmake build failed with exit code 3"),
+    ):
+        _run_logged(command, log=log, report=print, started=time.monotonic(), step="cmake build")

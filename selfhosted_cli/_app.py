@@ -1,0 +1,130 @@
+"""The parser, and `main`: run one command, turn every failure into one line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.markup import escape
+
+from selfhosted_cli._terminal import CommandError, Terminal
+from selfhosted_core import SelfHostedError
+
+__all__ = ["main"]
+
+Command = Callable[[argparse.Namespace, Terminal], int]
+
+_INTERRUPTED = 130
+
+
+def main(argv: list[str] | None = None, *, terminal: Terminal | None = None) -> int:
+    """Run the `selfhosted` command line; returns the exit status.
+
+    A failure is one line on stderr saying what failed, where, and what to do; `--verbose`
+    adds the traceback.
+
+    Args:
+        argv: The arguments (default: the process's own).
+        terminal: Where to write (default: stdout and stderr).
+
+    Example:
+        >>> from selfhosted_cli import main
+        >>> main(["models", "-c", "endpoints.yaml"])  # doctest: +SKIP
+        0
+    """
+    args = _parser().parse_args(argv)
+    if terminal is None:
+        term = Terminal.standard(verbose=args.verbose)
+    else:
+        term = dataclasses.replace(terminal, verbose=args.verbose)
+    run: Command = args.run
+    try:
+        return run(args, term)
+    except (SelfHostedError, CommandError, OSError) as exc:
+        from selfhosted_cli._views import describe_error  # noqa: PLC0415 - keeps --help fast
+
+        if term.verbose:
+            term.err.print_exception()
+        term.err.print(f"[bold red]error:[/] {escape(describe_error(exc))}", soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        term.err.print("interrupted")
+        return _INTERRUPTED
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+        help="show the traceback of a failure",
+    )  # fmt: skip
+    with_config = argparse.ArgumentParser(add_help=False, parents=[common])
+    with_config.add_argument(
+        "-c", "--config", type=Path, default=None,
+        help="endpoints file (default: $SELFHOSTED_CONFIG, else what `local up` wrote)",
+    )  # fmt: skip
+
+    parser = argparse.ArgumentParser(
+        prog="selfhosted",
+        description="Check, list and call self-hosted OpenAI-compatible servers.",
+        parents=[common],
+    )
+    parser.set_defaults(verbose=False)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    check = commands.add_parser("check", parents=[with_config], help="health of every endpoint")
+    check.add_argument("--timeout", type=float, default=5.0, help="seconds per endpoint")
+    check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    check.set_defaults(run=_lazy("_commands", "check"))
+
+    models = commands.add_parser("models", parents=[with_config], help="the configured models")
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models.set_defaults(run=_lazy("_commands", "models"))
+
+    chat = commands.add_parser("chat", parents=[with_config], help="send one prompt")
+    chat.add_argument("prompt", help="the user message; - reads it from stdin")
+    chat.add_argument("-m", "--model", help="model id (default: the only chat model)")
+    chat.add_argument("-s", "--system", help="a system message")
+    chat.add_argument("--max-tokens", type=int, default=None)
+    chat.add_argument("--temperature", type=float, default=None)
+    chat.add_argument("--endpoint", help="pin one replica by label or URL")
+    chat.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
+    chat.set_defaults(run=_lazy("_commands", "chat"))
+
+    embed = commands.add_parser("embed", parents=[with_config], help="embed texts")
+    embed.add_argument("texts", nargs="+", metavar="TEXT")
+    embed.add_argument("-m", "--model", help="model id (default: the only embedding model)")
+    embed.add_argument("--json", action="store_true", help="print the vectors as JSON")
+    embed.set_defaults(run=_lazy("_commands", "embed"))
+
+    local = commands.add_parser("local", help="run the embedded llama-servers")
+    actions = local.add_subparsers(required=True, metavar="ACTION")
+    up = actions.add_parser("up", parents=[common], help="start them (detached)")
+    up.add_argument("--replicas", type=int, default=1, help="chat replicas (default 1)")
+    up.set_defaults(run=_lazy("_local", "local_up"))
+    down = actions.add_parser("down", parents=[common], help="stop what `local up` started")
+    down.set_defaults(run=_lazy("_local", "local_down"))
+    for action in (up, down):
+        action.add_argument(
+            "--dir", type=Path, default=None, help="state folder (default: <cache>/run)"
+        )
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="the whole product on local servers, end to end"
+    )
+    demo.set_defaults(run=_lazy("_demo", "demo"))
+    return parser
+
+
+def _lazy(module: str, name: str) -> Command:
+    """The command `name` of `selfhosted_cli.<module>`, imported only when it runs."""
+
+    def run(args: argparse.Namespace, term: Terminal) -> int:
+        from importlib import import_module  # noqa: PLC0415
+
+        command: Command = getattr(import_module(f"selfhosted_cli.{module}"), name)
+        return command(args, term)
+
+    return run

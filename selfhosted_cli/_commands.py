@@ -1,0 +1,158 @@
+"""`check`, `models`, `chat` and `embed`: the configured endpoints, through the core `Provider`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from selfhosted_cli._terminal import CommandError, Terminal
+from selfhosted_cli._views import (
+    cosine_matrix,
+    embeddings_table,
+    health_table,
+    models_table,
+    similarity_table,
+    usage_line,
+)
+from selfhosted_core import (
+    Capability,
+    ChatRequest,
+    ChatResponse,
+    Config,
+    ConfigurationError,
+    EmbeddingRequest,
+    HealthStatus,
+    Message,
+    Provider,
+    SelfHostedError,
+)
+
+__all__ = ["chat", "check", "embed", "load_config", "models", "run_dir"]
+
+_FAILING = (HealthStatus.DOWN, HealthStatus.UNAUTHORIZED)
+
+
+def run_dir(given: Path | None = None) -> Path:
+    """The folder `selfhosted local up` keeps its state in (default: `<cache>/run`)."""
+    if given is not None:
+        return given
+    from selfhosted_core.local import cache_root  # noqa: PLC0415 - numpy stays off other commands
+
+    return cache_root() / "run"
+
+
+def load_config(path: Path | None) -> Config:
+    """The config: `-c PATH`, else the environment, else the one `selfhosted local up` wrote."""
+    if path is not None:
+        return Config.load(path)
+    if os.environ.get("SELFHOSTED_CONFIG") or os.environ.get("SELFHOSTED_BASE_URL"):
+        return Config.from_env()
+    local = run_dir() / "endpoints.yaml"
+    if local.is_file():
+        return Config.load(local)
+    raise ConfigurationError(
+        "no endpoints configured: pass -c endpoints.yaml, set SELFHOSTED_CONFIG, or start "
+        "the local servers with `selfhosted local up`"
+    )
+
+
+def check(args: argparse.Namespace, term: Terminal) -> int:
+    """Health-check every endpoint; exit 1 when any is down or refuses its key."""
+    with Provider(load_config(args.config)) as provider:
+        report = provider.health(timeout=args.timeout)
+    if args.json:
+        term.out.print_json(data=[asdict(entry) for entry in report.endpoints])
+    else:
+        term.out.print(health_table(report))
+    failing = [entry for entry in report.endpoints if entry.status in _FAILING]
+    for entry in failing:
+        term.err.print(
+            f"[red]{entry.endpoint}[/] ({entry.url}) is {entry.status.value}: {entry.detail}",
+            markup=True,
+        )
+    return 1 if failing else 0
+
+
+def models(args: argparse.Namespace, term: Terminal) -> int:
+    """List the configured models; no request is sent."""
+    with Provider(load_config(args.config)) as provider:
+        listing = provider.available_models()
+    if args.json:
+        term.out.print_json(data=[asdict(model) for model in listing], default=sorted)
+    else:
+        term.out.print(models_table(listing))
+    return 0
+
+
+def chat(args: argparse.Namespace, term: Terminal) -> int:
+    """Send one prompt; stream the answer to stdout, then usage to stderr."""
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    with Provider(load_config(args.config)) as provider:
+        model = args.model or _only_model(provider, Capability.CHAT, "chat")
+        messages = [Message(role="system", content=args.system)] if args.system else []
+        request = ChatRequest(
+            model=model,
+            messages=[*messages, Message(role="user", content=prompt)],
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            endpoint=args.endpoint,
+        )
+        started = time.perf_counter()
+        if args.no_stream:
+            answer = provider.chat(request)
+            _write(term, answer.content or "")
+        else:
+            with provider.stream(request) as stream:
+                try:
+                    for chunk in stream:
+                        if chunk.reasoning:
+                            term.err.print(chunk.reasoning, style="dim", end="", markup=False)
+                        if chunk.content:
+                            _write(term, chunk.content)
+                except SelfHostedError:
+                    _write(term, "\n")  # the partial answer stays printed; the error follows
+                    raise
+                answer = stream.final_response()
+    _write(term, "\n")
+    _show_tool_calls(term, answer)
+    term.err.print(usage_line(answer, time.perf_counter() - started), style="dim")
+    return 0
+
+
+def embed(args: argparse.Namespace, term: Terminal) -> int:
+    """Embed the texts; print sizes and similarities, or the vectors as JSON."""
+    with Provider(load_config(args.config)) as provider:
+        model = args.model or _only_model(provider, Capability.EMBEDDING, "embedding")
+        response = provider.embed(EmbeddingRequest(model=model, input=args.texts))
+    if args.json:
+        term.out.print_json(data={"model": model, "embeddings": response.embeddings})
+        return 0
+    term.out.print(embeddings_table(args.texts, response.embeddings))
+    if len(args.texts) > 1:
+        term.out.print(similarity_table(args.texts, cosine_matrix(response.embeddings)))
+    term.err.print(f"{model} via {response.endpoint}", style="dim", markup=False)
+    return 0
+
+
+def _only_model(provider: Provider, capability: Capability, kind: str) -> str:
+    ids = [m.id for m in provider.available_models() if capability in m.capabilities]
+    if len(ids) == 1:
+        return ids[0]
+    listing = ", ".join(ids) or "none"
+    raise CommandError(f"choose the {kind} model with -m (configured {kind} models: {listing})")
+
+
+def _write(term: Terminal, text: str) -> None:
+    term.out.file.write(text)
+    term.out.file.flush()
+
+
+def _show_tool_calls(term: Terminal, answer: ChatResponse) -> None:
+    for call in answer.tool_calls:
+        term.out.print(f"tool call: {call.name}({call.arguments})", markup=False)
+    for invalid in answer.invalid_tool_calls:
+        term.out.print(f"invalid tool call: {invalid.name}: {invalid.error}", markup=False)

@@ -1,0 +1,127 @@
+"""`selfhosted local up|down`, and getting the embedded servers ready with visible progress."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from selfhosted_cli._commands import run_dir
+from selfhosted_cli._terminal import Terminal
+
+if TYPE_CHECKING:
+    from selfhosted_core.local import LocalStack
+
+__all__ = ["local_down", "local_up", "prepare", "start_stack"]
+
+_STATE = "servers.json"
+_ENDPOINTS = "endpoints.yaml"
+_BUILD_NOTE = (
+    "building llama-server from source, once (measured 3 min 43 s on 2 cores; "
+    "later runs reuse the cached binary)"
+)
+
+
+def prepare(term: Terminal) -> Path:
+    """The llama-server binary and both models; what is missing is built or made, with progress.
+
+    Returns:
+        The binary's path.
+    """
+    from selfhosted_core.local import (  # noqa: PLC0415 - numpy stays off the other commands
+        LlamaServerBuildError,
+        chat_model_path,
+        embedding_model_path,
+        find_llama_server,
+    )
+
+    try:
+        binary = find_llama_server(build=False)
+    except LlamaServerBuildError:
+        columns = (
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+            TaskProgressColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        )  # fmt: skip
+        with Progress(*columns, console=term.err) as progress:
+            task = progress.add_task("llama-server build", total=100)
+            progress.console.print(_BUILD_NOTE, style="dim")
+            binary = find_llama_server(
+                on_percent=lambda done: progress.update(task, completed=done)
+            )
+    with term.err.status("preparing the models (the first time takes a few seconds)"):
+        chat_model_path()
+        embedding_model_path()
+    return binary
+
+
+def start_stack(term: Terminal, stack: LocalStack) -> LocalStack:
+    """Start the servers under a spinner; show where each listens."""
+    with term.err.status(f"starting {len(stack.servers)} llama-servers"):
+        stack.start()
+    table = Table(title="local servers", title_justify="left")
+    for name in ("endpoint", "model", "url", "pid", "log"):
+        table.add_column(name)
+    for label, server in stack.servers.items():
+        table.add_row(label, server.alias, server.base_url, str(server.pid), str(server.log_path))
+    term.out.print(table)
+    return stack
+
+
+def local_up(args: argparse.Namespace, term: Terminal) -> int:
+    """Start detached servers and write `endpoints.yaml` and the state file into the run folder."""
+    from selfhosted_core.local import LocalStack, stop_detached  # noqa: PLC0415 - as above
+
+    run = run_dir(args.dir)
+    run.mkdir(parents=True, exist_ok=True)
+    for entry in _read_state(run).values():
+        stop_detached(int(str(entry["pid"])))
+    stack = LocalStack(chat_replicas=args.replicas, binary=prepare(term), log_dir=run, detach=True)
+    start_stack(term, stack)
+    endpoints = run / _ENDPOINTS
+    endpoints.write_text(yaml.safe_dump({"endpoints": stack.endpoints()}, sort_keys=False))
+    state = {label: {"pid": s.pid, "url": s.base_url} for label, s in stack.servers.items()}
+    (run / _STATE).write_text(json.dumps(state, indent=2))
+    term.out.print(f"endpoints file: {endpoints}", soft_wrap=True, markup=False)
+    term.out.print(
+        f"use it with:    export SELFHOSTED_CONFIG={endpoints}", soft_wrap=True, markup=False
+    )
+    term.out.print("stop them with: selfhosted local down", markup=False)
+    return 0
+
+
+def local_down(args: argparse.Namespace, term: Terminal) -> int:
+    """Stop the servers `local up` started and remove its files."""
+    from selfhosted_core.local import stop_detached  # noqa: PLC0415 - as above
+
+    run = run_dir(args.dir)
+    state = _read_state(run)
+    if not state:
+        term.out.print("no servers running")
+        return 0
+    for label, entry in state.items():
+        stopped = stop_detached(int(str(entry["pid"])))
+        term.out.print(f"{label:<10} {'stopped' if stopped else 'was not running'}")
+    (run / _STATE).unlink()
+    (run / _ENDPOINTS).unlink(missing_ok=True)
+    return 0
+
+
+def _read_state(run: Path) -> dict[str, dict[str, object]]:
+    path = run / _STATE
+    if not path.is_file():
+        return {}
+    state: dict[str, dict[str, object]] = json.loads(path.read_text())
+    return state

@@ -1,0 +1,139 @@
+"""The embedded servers as one unit: tiny chat replicas and MiniLM, and their config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from selfhosted_core.config import Config
+from selfhosted_core.errors import SelfHostedError
+from selfhosted_core.local._chat_model import chat_model_path
+from selfhosted_core.local._minilm import EMBEDDING_DIMENSION, embedding_model_path
+from selfhosted_core.local._server import LlamaServer
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from typing_extensions import Self
+
+__all__ = ["CHAT_MODEL", "EMBEDDING_MODEL", "LocalStack"]
+
+CHAT_MODEL = "tiny"
+"""The model id the local chat replicas serve."""
+EMBEDDING_MODEL = "minilm"
+"""The model id the local embedding server serves."""
+
+_CHAT_CONTEXT = 4096
+"""Split over the slots: each of the two parallel requests gets 2,048 tokens."""
+_CHAT_SLOTS = 2
+_CHAT_CAPABILITIES = ("chat", "function_call", "structured_output")
+
+
+class LocalStack:
+    """Start the embedded chat replicas and the embedding server together; get their `Config`.
+
+    Every chat replica serves `tiny` (labels `chat-1`, `chat-2`, ...); the embedding server
+    serves `minilm` (label `embedding`). A failed start stops whatever had started.
+
+    Example:
+        >>> from selfhosted_core import Provider
+        >>> from selfhosted_core.local import LocalStack
+        >>> with LocalStack(chat_replicas=2) as stack, Provider(stack.config) as provider:
+        ...     [model.id for model in provider.available_models()]
+        ['tiny', 'minilm']
+    """
+
+    def __init__(
+        self,
+        *,
+        chat_replicas: int = 1,
+        embeddings: bool = True,
+        binary: Path | str | None = None,
+        log_dir: Path | str | None = None,
+        detach: bool = False,
+    ) -> None:
+        """Describe the servers; nothing runs until :meth:`start` (or ``with``).
+
+        Args:
+            chat_replicas: How many servers of the chat model to run (at least one).
+            embeddings: Also run the MiniLM embedding server.
+            binary: The ``llama-server`` executable; defaults to `find_llama_server`.
+            log_dir: Where each server's log goes (``<label>.log``); defaults to temporary
+                files removed on stop.
+            detach: Let the servers outlive this process (`selfhosted local up`).
+        """
+        if chat_replicas < 1:
+            raise ValueError(f"chat_replicas must be at least 1, got {chat_replicas}")
+        logs = Path(log_dir) if log_dir is not None else None
+        self.servers: dict[str, LlamaServer] = {}
+        """Each server by its endpoint label, in config order."""
+        for number in range(1, chat_replicas + 1):
+            label = f"chat-{number}"
+            self.servers[label] = LlamaServer(
+                chat_model_path(), alias=CHAT_MODEL, ctx_size=_CHAT_CONTEXT,
+                parallel=_CHAT_SLOTS, binary=binary, detach=detach,
+                log_path=logs / f"{label}.log" if logs else None,
+            )  # fmt: skip
+        if embeddings:
+            self.servers["embedding"] = LlamaServer(
+                embedding_model_path(), alias=EMBEDDING_MODEL, embeddings=True, binary=binary,
+                detach=detach, log_path=logs / "embedding.log" if logs else None,
+            )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"LocalStack({', '.join(f'{k}={v!r}' for k, v in self.servers.items())})"
+
+    def start(self) -> Self:
+        """Start every server (those already running are kept) and wait until each is healthy.
+
+        Returns:
+            The stack itself, for chaining.
+
+        Raises:
+            LlamaServerStartError: A server did not start; the others are stopped again.
+        """
+        try:
+            for server in self.servers.values():
+                server.start()
+        except SelfHostedError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every server; safe to call more than once."""
+        for server in self.servers.values():
+            server.stop()
+
+    def endpoints(self) -> list[dict[str, Any]]:
+        """The running servers as `Config` endpoint entries (what `endpoints.yaml` holds)."""
+        entries: list[dict[str, Any]] = []
+        for label, server in self.servers.items():
+            entry: dict[str, Any] = {
+                "url": server.base_url,
+                "id": server.alias,
+                "label": label,
+                "server": "llama.cpp",
+            }
+            if server.embeddings:
+                entry |= {"capabilities": ["embedding"], "dimension": EMBEDDING_DIMENSION}
+            else:
+                entry["capabilities"] = list(_CHAT_CAPABILITIES)
+            entries.append(entry)
+        return entries
+
+    @property
+    def config(self) -> Config:
+        """A `Config` for the running servers."""
+        return Config(endpoints=self.endpoints())
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

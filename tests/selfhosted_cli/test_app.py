@@ -1,0 +1,165 @@
+"""The command line without servers: config resolution, one-line errors, --verbose, models."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cli_terminal import Run
+
+SECRET = "sk-never-printed-0123456789"
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def endpoints(tmp_path: Path) -> Path:
+    port, other = closed_port(), closed_port()
+    path = tmp_path / "endpoints.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "endpoints": [
+                    {"url": f"http://127.0.0.1:{port}", "id": "tiny", "label": "gpu-1",
+                     "api_key": SECRET, "capabilities": ["chat", "function_call"]},
+                    {"url": f"http://127.0.0.1:{other}/v1", "id": "tiny", "label": "gpu-2",
+                     "api_key": SECRET, "capabilities": ["chat", "function_call"]},
+                    {"url": f"http://127.0.0.1:{port}", "id": "minilm",
+                     "capabilities": ["embedding"], "dimension": 384},
+                ]
+            }
+        )
+    )  # fmt: skip
+    return path
+
+
+@pytest.fixture
+def no_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("SELFHOSTED_CONFIG", "SELFHOSTED_BASE_URL", "SELFHOSTED_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def test_models_lists_replicas_without_io(endpoints: Path) -> None:
+    run = Run()
+    assert run("models", "-c", str(endpoints)) == 0
+    row = next(line for line in run.out.splitlines() if "│ tiny" in line)
+    assert "chat, function_call" in row
+    assert "gpu-1, gpu-2" in row
+    assert SECRET not in run.out + run.err
+
+
+def test_models_json(endpoints: Path) -> None:
+    run = Run()
+    assert run("models", "-c", str(endpoints), "--json") == 0
+    listing = json.loads(run.out)
+    assert [(m["id"], m["replicas"], m["dimension"]) for m in listing] == [
+        ("tiny", 2, None),
+        ("minilm", 1, 384),
+    ]
+    assert listing[0]["capabilities"] == ["chat", "function_call"]
+
+
+@pytest.mark.usefixtures("no_environment")
+def test_no_config_is_one_line_saying_what_to_do() -> None:
+    run = Run()
+    assert run("models") == 1
+    assert run.out == ""
+    assert run.err.count("\n") == 1
+    assert "no endpoints configured" in run.err
+    assert "selfhosted local up" in run.err
+    assert "Traceback" not in run.err
+
+
+@pytest.mark.usefixtures("no_environment")
+def test_config_from_the_environment(endpoints: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SELFHOSTED_CONFIG", str(endpoints))
+    run = Run()
+    assert run("models") == 0
+    assert "minilm" in run.out
+
+
+def test_bad_config_names_every_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("endpoints:\n  - {url: 'ftp://x', id: a}\n  - {url: 'http://b', id: e, "
+                    "capabilities: [embedding]}\n")  # fmt: skip
+    run = Run()
+    assert run("check", "-c", str(path)) == 1
+    assert "endpoints[0].url" in run.err
+    assert "endpoints[1].dimension" in run.err
+
+
+def test_unreachable_endpoint_names_it_and_hides_the_key(endpoints: Path) -> None:
+    run = Run()
+    assert run("chat", "-c", str(endpoints), "-m", "tiny", "--endpoint", "gpu-2", "Hi") == 1
+    (line,) = run.err.splitlines()
+    assert line.startswith("error: ")
+    assert "endpoint='gpu-2'" in line
+    assert "is the server running?" in line
+    assert SECRET not in run.out + run.err
+
+
+def test_verbose_adds_the_traceback(endpoints: Path) -> None:
+    run = Run()
+    assert run("chat", "-c", str(endpoints), "-m", "tiny", "Hi", "--verbose") == 1
+    assert "Traceback" in run.err
+    assert "EndpointConnectionError" in run.err
+    assert SECRET not in run.err
+
+
+def test_check_reports_every_endpoint_down_and_fails(endpoints: Path) -> None:
+    run = Run()
+    assert run("check", "-c", str(endpoints), "--timeout", "2") == 1
+    for label in ("gpu-1", "gpu-2"):
+        row = next(line for line in run.out.splitlines() if f"│ {label}" in line)
+        assert "down" in row
+    assert run.err.count("is down") == 3
+    assert SECRET not in run.out + run.err
+
+
+def test_model_must_be_chosen_when_several_could_serve(tmp_path: Path) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text("endpoints:\n  - {url: 'http://a', id: a}\n  - {url: 'http://b', id: b}\n")
+    run = Run()
+    assert run("chat", "-c", str(path), "Hi") == 1
+    assert run.err == "error: choose the chat model with -m (configured chat models: a, b)\n"
+
+
+def test_unknown_model(endpoints: Path) -> None:
+    run = Run()
+    assert run("embed", "-c", str(endpoints), "-m", "nope", "text") == 1
+    assert "unknown model 'nope'; configured models: 'tiny', 'minilm'" in run.err
+
+
+def test_embedding_with_a_chat_model_is_a_capability_error(endpoints: Path) -> None:
+    run = Run()
+    assert run("embed", "-c", str(endpoints), "-m", "tiny", "text") == 1
+    assert "choose a model that declares it" in run.err
+
+
+def test_console_script_help_loads_no_framework() -> None:
+    script = Path(sys.executable).with_name("selfhosted")
+    result = subprocess.run(
+        [str(script), "--help"], capture_output=True, text=True, check=False, env={**os.environ}
+    )
+    assert result.returncode == 0
+    assert "check" in result.stdout
+    code = (
+        "import sys, json; from selfhosted_cli._app import _parser; _parser(); "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'langchain', 'langchain_core', 'litellm', 'numpy', 'openai'})))"
+    )
+    loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
+    assert loaded == []

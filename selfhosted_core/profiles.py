@@ -39,7 +39,8 @@ class ServerProfile:
         named_tool_choice: The server honours `tool_choice: {"type": "function", ...}`. When
             False the request sends only the named tool with `tool_choice: "required"`, which
             yields that tool's call everywhere: llama-server silently falls back to `auto` on
-            the named form (ggml-org/llama.cpp#26535) and LM Studio rejects it outright.
+            the named form (ggml-org/llama.cpp#26535) and LM Studio rejects it outright
+            (lmstudio-ai/lmstudio-bug-tracker#670).
         json_object_format: The server accepts `response_format: {"type": "json_object"}`.
             When False, JSON mode is sent as a json_schema allowing any object (LM Studio
             rejects `json_object`: lmstudio-ai/lmstudio-bug-tracker#189).
@@ -108,8 +109,8 @@ _OWNED_BY: Mapping[str, ServerKind] = {
 }
 """`owned_by` values that name the server: llama-server (tools/server README), vLLM and SGLang
 (their `ModelCard` defaults), Ollama (the model's namespace, `library` for library models,
-ollama/ollama openai/openai.go). TGI answers the model id and LM Studio is unconfirmed, so both
-must be declared with `server:` in the config."""
+ollama/ollama openai/openai.go). TGI answers the model id, and LocalAI's and LM Studio's values
+are unconfirmed, so these three must be declared with `server:` in the config."""
 
 
 def detect_server_kind(headers: Mapping[str, str], owners: Iterable[str]) -> ServerKind | None:

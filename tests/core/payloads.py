@@ -154,7 +154,7 @@ TGI_CONTEXT_OVERFLOW = (
     b'Given: 17 `inputs` tokens and 10000 `max_new_tokens`","error_type":"validation"}'
 )
 
-# TGI PR #1648: SSE lines are `data:` without a space.
+# huggingface/text-generation-inference#2019: SSE lines are `data:` without a space.
 TGI_STREAM = (
     b'data:{"id":"","object":"text_completion","created":1710508199,'
     b'"model":"HuggingFaceH4/zephyr-7b-beta","system_fingerprint":"1.4.3-sha-e6bb3ff",'

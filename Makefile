@@ -21,7 +21,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
 typecheck: $(BIN)/.installed
-	$(BIN)/mypy $(PACKAGES) tests
+	$(BIN)/mypy $(PACKAGES) tests notebooks/strip.py
 
 pytest: $(BIN)/.installed
 	$(BIN)/pytest

@@ -17,7 +17,7 @@ import pytest
 # internet here, and the tests must not depend on it anywhere.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-_NEEDS_SERVER = ("tests/integration/", "tests/local/")
+_NEEDS_SERVER = ("tests/integration/", "tests/local/", "tests/notebooks/")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

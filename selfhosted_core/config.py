@@ -29,6 +29,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -190,6 +191,11 @@ class ModelEndpoint(_Validated):
                 f"unknown capability {unknown[0]!r}; known: {', '.join(sorted(known))}"
             )
         return value
+
+    @field_serializer("capabilities")
+    def _sorted_capabilities(self, capabilities: frozenset[Capability]) -> list[Capability]:
+        # A set has no order; a dumped config (YAML, a notebook cell) should read the same each run.
+        return sorted(capabilities, key=lambda capability: capability.value)
 
     @field_validator("token_modifier")
     @classmethod

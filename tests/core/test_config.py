@@ -267,3 +267,19 @@ def test_from_env_one_endpoint() -> None:
 def test_from_env_without_configuration() -> None:
     with pytest.raises(ConfigurationError, match="SELFHOSTED_CONFIG"):
         Config.from_env({})
+
+
+def test_dumped_capabilities_are_sorted() -> None:
+    endpoint = {
+        "url": "http://gpu-1:8080",
+        "id": "m",
+        "capabilities": ["structured_output", "reasoning", "chat", "function_call"],
+    }
+    dumped = Config(endpoints=[endpoint]).model_dump(mode="json")
+    assert dumped["endpoints"][0]["capabilities"] == [
+        "chat",
+        "function_call",
+        "reasoning",
+        "structured_output",
+    ]
+    assert Config.model_validate(dumped) == Config(endpoints=[endpoint])

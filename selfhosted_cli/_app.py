@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +20,7 @@ __all__ = ["main"]
 Command = Callable[[argparse.Namespace, Terminal], int]
 
 _INTERRUPTED = 130
+_EXPECTED = (SelfHostedError, CommandError, OSError)
 
 
 def main(argv: list[str] | None = None, *, terminal: Terminal | None = None) -> int:
@@ -42,16 +46,35 @@ def main(argv: list[str] | None = None, *, terminal: Terminal | None = None) -> 
     run: Command = args.run
     try:
         return run(args, term)
-    except (SelfHostedError, CommandError, OSError) as exc:
-        from selfhosted_cli._views import describe_error  # noqa: PLC0415 - keeps --help fast
-
-        if term.verbose:
-            term.err.print_exception()
-        term.err.print(f"[bold red]error:[/] {escape(describe_error(exc))}", soft_wrap=True)
+    except BrokenPipeError:
+        # The reader went away (`selfhosted chat ... | head`): stop quietly, exit 1 as rich's
+        # own broken-pipe handling does for what it prints (Python's docs, "Note on SIGPIPE").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 1
     except KeyboardInterrupt:
         term.err.print("interrupted")
         return _INTERRUPTED
+    except Exception as exc:
+        _report(term, exc)
+        return 1
+
+
+def _report(term: Terminal, exc: Exception) -> None:
+    from selfhosted_cli._views import describe_error  # noqa: PLC0415 - keeps --help fast
+
+    if term.verbose:
+        term.err.print_exception()
+    # A framework's error (LiteLLM's, in the demo) wraps ours: ours says more.
+    cause = exc.__cause__
+    known = exc if isinstance(exc, _EXPECTED) else cause if isinstance(cause, _EXPECTED) else None
+    if known is not None:
+        line = describe_error(known)
+    elif isinstance(exc, ImportError):
+        line = f"{exc} — install what this command needs: pip install 'selfhosted-llm[all]'"
+    else:
+        line = f"unexpected {type(exc).__name__}: {describe_error(exc)} — run with --verbose"
+    term.err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,7 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     check = commands.add_parser("check", parents=[with_config], help="health of every endpoint")
-    check.add_argument("--timeout", type=float, default=5.0, help="seconds per endpoint")
+    check.add_argument(
+        "--timeout", type=_positive, default=5.0,
+        help="seconds for each request of the check (default 5); endpoints are checked at once",
+    )  # fmt: skip
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     check.set_defaults(run=_lazy("_commands", "check"))
 
@@ -99,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--json", action="store_true", help="print the vectors as JSON")
     embed.set_defaults(run=_lazy("_commands", "embed"))
 
-    local = commands.add_parser("local", help="run the embedded llama-servers")
+    local = commands.add_parser("local", parents=[common], help="run the embedded llama-servers")
     actions = local.add_subparsers(required=True, metavar="ACTION")
     up = actions.add_parser("up", parents=[common], help="start them (detached)")
     up.add_argument("--replicas", type=int, default=1, help="chat replicas (default 1)")
@@ -116,6 +142,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=_lazy("_demo", "demo"))
     return parser
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
 
 
 def _lazy(module: str, name: str) -> Command:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+
+from rich.text import Text
 
 from selfhosted_cli._terminal import CommandError, Terminal
 from selfhosted_cli._views import (
@@ -25,6 +28,7 @@ from selfhosted_core import (
     Config,
     ConfigurationError,
     EmbeddingRequest,
+    HealthReport,
     HealthStatus,
     Message,
     Provider,
@@ -61,20 +65,30 @@ def load_config(path: Path | None) -> Config:
 
 
 def check(args: argparse.Namespace, term: Terminal) -> int:
-    """Health-check every endpoint; exit 1 when any is down or refuses its key."""
-    with Provider(load_config(args.config)) as provider:
-        report = provider.health(timeout=args.timeout)
+    """Health-check every endpoint at once; exit 1 when any is down or refuses its key.
+
+    An endpoint that answers but says something worth knowing (it does not list the model, a
+    model is loading) is reported on stderr without failing the check.
+    """
+    report = asyncio.run(_health(load_config(args.config), args.timeout))
     if args.json:
         term.out.print_json(data=[asdict(entry) for entry in report.endpoints])
     else:
         term.out.print(health_table(report))
-    failing = [entry for entry in report.endpoints if entry.status in _FAILING]
-    for entry in failing:
-        term.err.print(
-            f"[red]{entry.endpoint}[/] ({entry.url}) is {entry.status.value}: {entry.detail}",
-            markup=True,
-        )
-    return 1 if failing else 0
+    for entry in report.endpoints:
+        if entry.detail or entry.status in _FAILING:
+            style = "red" if entry.status in _FAILING else "yellow"
+            line = Text.assemble(
+                (entry.endpoint, style),
+                f" ({entry.url}) is {entry.status.value}: {entry.detail or 'no detail'}",
+            )
+            term.err.print(line, soft_wrap=True)
+    return 1 if any(entry.status in _FAILING for entry in report.endpoints) else 0
+
+
+async def _health(config: Config, timeout: float) -> HealthReport:
+    async with Provider(config) as provider:
+        return await provider.ahealth(timeout=timeout)
 
 
 def models(args: argparse.Namespace, term: Terminal) -> int:
@@ -107,19 +121,23 @@ def chat(args: argparse.Namespace, term: Terminal) -> int:
             _write(term, answer.content or "")
         else:
             with provider.stream(request) as stream:
+                printed = False
                 try:
                     for chunk in stream:
                         if chunk.reasoning:
                             term.err.print(chunk.reasoning, style="dim", end="", markup=False)
                         if chunk.content:
                             _write(term, chunk.content)
+                            printed = True
                 except SelfHostedError:
-                    _write(term, "\n")  # the partial answer stays printed; the error follows
+                    if printed:  # the partial answer stays printed; the error line follows
+                        _write(term, "\n")
                     raise
                 answer = stream.final_response()
     _write(term, "\n")
     _show_tool_calls(term, answer)
-    term.err.print(usage_line(answer, time.perf_counter() - started), style="dim")
+    elapsed = time.perf_counter() - started
+    term.err.print(usage_line(answer, elapsed), style="dim", soft_wrap=True)
     return 0
 
 
@@ -134,7 +152,7 @@ def embed(args: argparse.Namespace, term: Terminal) -> int:
     term.out.print(embeddings_table(args.texts, response.embeddings))
     if len(args.texts) > 1:
         term.out.print(similarity_table(args.texts, cosine_matrix(response.embeddings)))
-    term.err.print(f"{model} via {response.endpoint}", style="dim", markup=False)
+    term.err.print(f"{model} via {response.endpoint}", style="dim", markup=False, soft_wrap=True)
     return 0
 
 

@@ -63,6 +63,8 @@ def demo(args: argparse.Namespace, term: Terminal) -> int:
     """The `demo` command: prepare, start, run every step, stop."""
     from selfhosted_core.local import LocalStack  # noqa: PLC0415 - numpy stays off other commands
 
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no cost-map download
+    _require_extras()
     started = time.perf_counter()
     term.out.print(Panel(_INTRO, title="selfhosted-llm demo", expand=False))
     stack = LocalStack(chat_replicas=2, binary=prepare(term))
@@ -77,8 +79,6 @@ def demo(args: argparse.Namespace, term: Terminal) -> int:
 
 def run_demo(config: Config, term: Terminal) -> DemoReport:
     """Run the four steps against `config` (two `tiny` replicas and `minilm`) and print them."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no cost-map download
-    _require_extras()
     tool_calls, tool_results, answer = _agent(config, term)
     spread = _router(config, term)
     structured = _structured(config, term)

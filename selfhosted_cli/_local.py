@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,9 +20,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from selfhosted_cli._commands import run_dir
-from selfhosted_cli._terminal import Terminal
+from selfhosted_cli._terminal import CommandError, Terminal
 
 if TYPE_CHECKING:
     from selfhosted_core.local import LocalStack
@@ -42,6 +45,7 @@ def prepare(term: Terminal) -> Path:
         The binary's path.
     """
     from selfhosted_core.local import (  # noqa: PLC0415 - numpy stays off the other commands
+        LLAMA_SERVER_ENV_VAR,
         LlamaServerBuildError,
         chat_model_path,
         embedding_model_path,
@@ -51,6 +55,8 @@ def prepare(term: Terminal) -> Path:
     try:
         binary = find_llama_server(build=False)
     except LlamaServerBuildError:
+        if os.environ.get(LLAMA_SERVER_ENV_VAR):  # a wrong path given: no build would fix it
+            raise
         columns = (
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
             TaskProgressColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -73,9 +79,10 @@ def start_stack(term: Terminal, stack: LocalStack) -> LocalStack:
         stack.start()
     table = Table(title="local servers", title_justify="left")
     for name in ("endpoint", "model", "url", "pid", "log"):
-        table.add_column(name)
+        table.add_column(name, overflow="fold")
     for label, server in stack.servers.items():
-        table.add_row(label, server.alias, server.base_url, str(server.pid), str(server.log_path))
+        cells = (label, server.alias, server.base_url, str(server.pid), str(server.log_path))
+        table.add_row(*map(Text, cells))
     term.out.print(table)
     return stack
 
@@ -86,8 +93,8 @@ def local_up(args: argparse.Namespace, term: Terminal) -> int:
 
     run = run_dir(args.dir)
     run.mkdir(parents=True, exist_ok=True)
-    for entry in _read_state(run).values():
-        stop_detached(int(str(entry["pid"])))
+    for pid in _read_state(run).values():
+        stop_detached(pid)
     stack = LocalStack(chat_replicas=args.replicas, binary=prepare(term), log_dir=run, detach=True)
     start_stack(term, stack)
     endpoints = run / _ENDPOINTS
@@ -98,7 +105,8 @@ def local_up(args: argparse.Namespace, term: Terminal) -> int:
     term.out.print(
         f"use it with:    export SELFHOSTED_CONFIG={endpoints}", soft_wrap=True, markup=False
     )
-    term.out.print("stop them with: selfhosted local down", markup=False)
+    stop = "selfhosted local down" + (f" --dir {shlex.quote(str(args.dir))}" if args.dir else "")
+    term.out.print(f"stop them with: {stop}", soft_wrap=True, markup=False)
     return 0
 
 
@@ -111,17 +119,24 @@ def local_down(args: argparse.Namespace, term: Terminal) -> int:
     if not state:
         term.out.print("no servers running")
         return 0
-    for label, entry in state.items():
-        stopped = stop_detached(int(str(entry["pid"])))
+    for label, pid in state.items():
+        stopped = stop_detached(pid)
         term.out.print(f"{label:<10} {'stopped' if stopped else 'was not running'}")
     (run / _STATE).unlink()
     (run / _ENDPOINTS).unlink(missing_ok=True)
     return 0
 
 
-def _read_state(run: Path) -> dict[str, dict[str, object]]:
+def _read_state(run: Path) -> dict[str, int]:
+    """Each server's pid by label, from the state file `local up` wrote."""
     path = run / _STATE
     if not path.is_file():
         return {}
-    state: dict[str, dict[str, object]] = json.loads(path.read_text())
-    return state
+    try:
+        state = json.loads(path.read_text())
+        return {str(label): int(entry["pid"]) for label, entry in state.items()}
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CommandError(
+            f"{path} is not a state file `selfhosted local up` wrote ({exc}); stop its servers "
+            "by hand if any run, then delete the file"
+        ) from exc

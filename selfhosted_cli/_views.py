@@ -61,22 +61,35 @@ _HINTS: tuple[tuple[type[BaseException], str], ...] = (
 
 
 def describe_error(exc: BaseException) -> str:
-    """One line: what failed (with model and endpoint when known) and what to do about it."""
+    """One line: what failed (with model and endpoint when known) and what to do about it.
+
+    Multi-line messages (several configuration problems, a YAML parser's report) are joined.
+    """
     hint = next((text for kind, text in _HINTS if isinstance(exc, kind)), None)
-    message = str(exc).strip()
+    message = _one_line(str(exc))
     if isinstance(exc, CommandError) or hint is None:
         return message
     return f"{message} — {hint}"
 
 
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    joined = ""
+    for line in lines:
+        joined += line if not joined else (" " if joined.endswith(":") else "; ") + line
+    return joined
+
+
 def health_table(report: HealthReport) -> Table:
     """One row per endpoint: model, label, URL, server and version, status, latency, context."""
     table = Table(title="endpoints", title_justify="left")
-    for name, justify in (
-        ("model", "left"), ("endpoint", "left"), ("url", "left"), ("server", "left"),
-        ("status", "left"), ("latency", "right"), ("context", "right"),
-    ):  # fmt: skip
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table.add_column("model")
+    table.add_column("endpoint")
+    table.add_column("url", overflow="fold", min_width=12)
+    table.add_column("server")
+    table.add_column("status")
+    table.add_column("latency", justify="right", no_wrap=True)
+    table.add_column("context", justify="right", no_wrap=True)
     details = any(entry.detail for entry in report.endpoints)
     if details:
         table.add_column("detail", overflow="fold")
@@ -84,17 +97,17 @@ def health_table(report: HealthReport) -> Table:
         server = entry.server.value if entry.server else "—"
         if entry.version:
             server = f"{server} {entry.version}"
-        row: list[str | Text] = [
-            entry.model,
-            entry.endpoint,
-            entry.url,
-            server,
+        row = [
+            Text(entry.model),
+            Text(entry.endpoint),
+            Text(entry.url),
+            Text(server),
             Text(entry.status.value, style=_STATUS_STYLE[entry.status]),
-            f"{entry.latency_ms:.0f} ms" if entry.latency_ms is not None else "—",
-            f"{entry.context_window:,}" if entry.context_window else "—",
+            Text(f"{entry.latency_ms:.0f} ms" if entry.latency_ms is not None else "—"),
+            Text(f"{entry.context_window:,}" if entry.context_window else "—"),
         ]
         if details:
-            row.append(entry.detail or "")
+            row.append(Text(entry.detail or ""))
         table.add_row(*row)
     return table
 
@@ -106,12 +119,12 @@ def models_table(models: Sequence[ModelInfo]) -> Table:
         table.add_column(name, justify="right" if name in ("dimension", "replicas") else "left")
     for model in models:
         table.add_row(
-            model.id,
+            Text(model.id),
             ", ".join(sorted(capability.value for capability in model.capabilities)),
             str(model.dimension) if model.dimension else "—",
             f"{model.context_window:,}" if model.context_window else "—",
             str(model.replicas),
-            ", ".join(model.endpoints),
+            Text(", ".join(model.endpoints)),
         )
     return table
 
@@ -158,7 +171,9 @@ def embeddings_table(texts: Sequence[str], vectors: Sequence[Sequence[float]]) -
     for number, (text, vector) in enumerate(zip(texts, vectors, strict=True), start=1):
         head = ", ".join(f"{value:+.3f}" for value in vector[:4])
         norm = math.sqrt(math.fsum(x * x for x in vector))
-        table.add_row(str(number), text, str(len(vector)), f"{norm:.3f}", f"[{head}, …]")
+        table.add_row(
+            str(number), Text(text), str(len(vector)), f"{norm:.3f}", Text(f"[{head}, …]")
+        )
     return table
 
 
@@ -167,7 +182,7 @@ def similarity_table(texts: Sequence[str], matrix: Sequence[Sequence[float]]) ->
     table = Table(title="cosine similarity", title_justify="left")
     table.add_column("text")
     for number in range(1, len(texts) + 1):
-        table.add_column(f"#{number}", justify="right")
+        table.add_column(f"#{number}", justify="right", no_wrap=True, min_width=5)
     for text, row in zip(texts, matrix, strict=True):
-        table.add_row(text, *(f"{value:.3f}" for value in row))
+        table.add_row(Text(text), *(f"{value:.3f}" for value in row))
     return table

@@ -69,6 +69,7 @@ def probe(endpoint: ModelEndpoint) -> Probe:
     started = time.perf_counter()
 
     def result(status: HealthStatus, detail: str | None = None, **found: object) -> EndpointHealth:
+        found["server"] = found.get("server") or endpoint.server
         return EndpointHealth(
             model=endpoint.id,
             endpoint=endpoint.display_name,

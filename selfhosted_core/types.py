@@ -306,8 +306,9 @@ class HealthStatus(str, Enum):
 class EndpointHealth:
     """One endpoint's health: status, latency, and what the server told about itself.
 
-    `version` is the server software's own version string when it tells one (llama-server:
-    its build, e.g. `b6123-abc1234`).
+    `server` is the kind the server revealed, else the one the config declared. `version` is
+    the server software's own version string when it tells one (llama-server: its build, e.g.
+    `b6123-abc1234`).
     """
 
     model: str

@@ -10,6 +10,9 @@ Example:
 from __future__ import annotations
 
 from selfhosted_core.local._binary import (
+    ENV_VAR as LLAMA_SERVER_ENV_VAR,
+)
+from selfhosted_core.local._binary import (
     LLAMA_CPP_PYTHON_VERSION,
     binary_cache_key,
     build_llama_server,
@@ -37,6 +40,7 @@ __all__ = [
     "EMBEDDING_DIMENSION",
     "EMBEDDING_MODEL",
     "LLAMA_CPP_PYTHON_VERSION",
+    "LLAMA_SERVER_ENV_VAR",
     "PLAIN_ANSWER_TEXT",
     "TOOL_RESULT_ANSWER_TEXT",
     "LlamaServer",

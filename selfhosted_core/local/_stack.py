@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfhosted_core.config import Config
-from selfhosted_core.errors import SelfHostedError
 from selfhosted_core.local._chat_model import chat_model_path
 from selfhosted_core.local._minilm import EMBEDDING_DIMENSION, embedding_model_path
 from selfhosted_core.local._server import LlamaServer
@@ -64,7 +63,7 @@ class LocalStack:
         """
         if chat_replicas < 1:
             raise ValueError(f"chat_replicas must be at least 1, got {chat_replicas}")
-        logs = Path(log_dir) if log_dir is not None else None
+        logs = self._log_dir = Path(log_dir) if log_dir is not None else None
         self.servers: dict[str, LlamaServer] = {}
         """Each server by its endpoint label, in config order."""
         for number in range(1, chat_replicas + 1):
@@ -90,12 +89,15 @@ class LocalStack:
             The stack itself, for chaining.
 
         Raises:
-            LlamaServerStartError: A server did not start; the others are stopped again.
+            LlamaServerStartError: A server did not start; the others are stopped again (as
+                on any other failure or an interrupt, so no detached server is left behind).
         """
         try:
+            if self._log_dir is not None:
+                self._log_dir.mkdir(parents=True, exist_ok=True)
             for server in self.servers.values():
                 server.start()
-        except SelfHostedError:
+        except BaseException:
             self.stop()
             raise
         return self

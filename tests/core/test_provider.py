@@ -443,6 +443,9 @@ async def test_health_vllm_context_and_profile_adopted(driver: Driver, server: F
     assert server.payloads()[-1]["tool_choice"] == {"type": "function", "function": {"name": "b"}}
 
 
+_OWNER_KIND = {"vllm": ServerKind.VLLM, "library": ServerKind.OLLAMA, "sglang": ServerKind.SGLANG}
+
+
 @pytest.mark.parametrize(
     ("owner", "declared", "path", "reply", "version"),
     [
@@ -465,6 +468,7 @@ async def test_health_reads_each_servers_version(
     async with Provider(config, transport=server.transport, async_transport=server.transport) as p:
         (entry,) = (await Driver(mode, p).health()).endpoints
     assert (entry.status, entry.version) == (HealthStatus.OK, version)
+    assert entry.server is (ServerKind(declared) if declared else _OWNER_KIND[owner])
     assert "sk-server-secret" not in repr(entry)
 
 

@@ -37,19 +37,26 @@ def test_replicas_and_embeddings_in_one_config(llama_server_binary: Path, tmp_pa
     assert not any(server.is_running() for server in stack.servers.values())
 
 
+@pytest.mark.parametrize(
+    "failure", [LlamaServerStartError("llama-server for minilm exited"), KeyboardInterrupt()]
+)
 def test_a_failed_start_stops_the_servers_already_running(
-    llama_server_binary: Path, monkeypatch: pytest.MonkeyPatch
+    llama_server_binary: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: BaseException,
 ) -> None:
-    stack = LocalStack(binary=llama_server_binary)
+    logs = tmp_path / "not-yet" / "made"
+    stack = LocalStack(binary=llama_server_binary, log_dir=logs, detach=True)
+    embedding = stack.servers["embedding"]
 
     def refuse(self: LlamaServer) -> LlamaServer:
-        raise LlamaServerStartError("llama-server for minilm exited")
+        raise failure
 
-    monkeypatch.setattr(
-        stack.servers["embedding"], "start", refuse.__get__(stack.servers["embedding"])
-    )
-    with pytest.raises(LlamaServerStartError, match="minilm exited"):
+    monkeypatch.setattr(embedding, "start", refuse.__get__(embedding))
+    with pytest.raises(type(failure)):
         stack.start()
+    assert (logs / "chat-1.log").is_file()
     assert not stack.servers["chat-1"].is_running()
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from selfhosted_core import EndpointConnectionError
 from tests.cli_terminal import Run
 
 SECRET = "sk-never-printed-0123456789"
@@ -163,3 +166,87 @@ def test_console_script_help_loads_no_framework() -> None:
     )
     loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
     assert loaded == []
+
+
+def test_an_unexpected_failure_is_still_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: object) -> int:
+        raise RuntimeError("something odd\nover two lines")
+
+    monkeypatch.setattr("selfhosted_cli._commands.models", broken)
+    run = Run()
+    assert run("models") == 1
+    assert run.err == (
+        "error: unexpected RuntimeError: something odd; over two lines — run with --verbose\n"
+    )
+
+
+def test_a_frameworks_error_is_reported_by_our_cause(monkeypatch: pytest.MonkeyPatch) -> None:
+    def wrapped(*_: object) -> int:
+        cause = EndpointConnectionError("connection failed", model="tiny", endpoint="chat-2")
+        raise RuntimeError("litellm.ServiceUnavailableError: ...") from cause
+
+    monkeypatch.setattr("selfhosted_cli._commands.models", wrapped)
+    run = Run()
+    assert run("models") == 1
+    assert run.err.startswith(
+        "error: connection failed (model='tiny', endpoint='chat-2') — is the server running?"
+    )
+
+
+def test_a_missing_extra_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(*_: object) -> int:
+        raise ModuleNotFoundError("No module named 'numpy'")
+
+    monkeypatch.setattr("selfhosted_cli._local.local_up", missing)
+    run = Run()
+    assert run("local", "up") == 1
+    assert "No module named 'numpy' — install what this command needs: pip install" in run.err
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan", "inf", "soon"])
+def test_check_timeout_must_be_positive(timeout: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        Run()("check", "--timeout", timeout)
+    assert exited.value.code == 2
+    assert f"must be a positive number of seconds, got '{timeout}'" in capsys.readouterr().err
+
+
+def test_a_corrupt_state_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "servers.json").write_text("{not json")
+    run = Run()
+    assert run("local", "down", "--dir", str(tmp_path)) == 1
+    assert f"error: {tmp_path / 'servers.json'} is not a state file" in run.err
+    assert run.err.count("\n") == 1
+
+
+def test_demo_checks_its_extras_before_building_anything(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+
+    def without_langchain(name: str, *args: Any) -> Any:
+        return None if name == "langchain" else real(name, *args)
+
+    def no_prepare(*_: object) -> None:
+        raise AssertionError("the servers must not be prepared")
+
+    monkeypatch.setattr("importlib.util.find_spec", without_langchain)
+    monkeypatch.setattr("selfhosted_cli._demo.prepare", no_prepare)
+    run = Run()
+    assert run("demo") == 1
+    assert run.err == (
+        "error: `selfhosted demo` needs langchain: pip install 'selfhosted-llm[demo]'\n"
+    )
+
+
+def test_a_reader_that_went_away_ends_the_command_quietly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def piped(*_: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    redirected: list[int] = []
+    monkeypatch.setattr("selfhosted_cli._commands.chat", piped)
+    monkeypatch.setattr("os.dup2", lambda _devnull, target: redirected.append(target))
+    run = Run()
+    assert run("chat", "Hi") == 1
+    assert run.err == ""
+    assert redirected == [sys.stdout.fileno()]

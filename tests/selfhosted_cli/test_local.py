@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from selfhosted_cli._local import prepare
-from selfhosted_core.local import LlamaServerBuildError
+from selfhosted_core.local import LLAMA_SERVER_ENV_VAR, LlamaServerBuildError
 from tests.cli_terminal import Run
 
 
@@ -50,3 +50,13 @@ def test_cached_binary_builds_nothing(tmp_path: Path, monkeypatch: pytest.Monkey
     run = Run()
     assert prepare(run.terminal) == tmp_path / "llama-server"
     assert "build" not in run.err
+
+
+def test_a_wrong_binary_override_is_reported_without_a_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(LLAMA_SERVER_ENV_VAR, str(tmp_path / "missing"))
+    run = Run()
+    with pytest.raises(LlamaServerBuildError, match="is not an executable file"):
+        prepare(run.terminal)
+    assert run.err == ""

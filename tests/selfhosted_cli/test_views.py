@@ -12,8 +12,10 @@ from selfhosted_cli._terminal import CommandError
 from selfhosted_cli._views import (
     cosine_matrix,
     describe_error,
+    embeddings_table,
     health_table,
     models_table,
+    similarity_table,
     usage_line,
 )
 from selfhosted_core import (
@@ -123,3 +125,37 @@ def test_cosine_matrix() -> None:
     assert matrix[0] == pytest.approx([1.0, 2**-0.5, 0.0])
     assert matrix[1][1] == pytest.approx(1.0)
     assert matrix[2] == [0.0, 0.0, 0.0]
+
+
+MARKUP = "[/x][bold]"
+
+
+def test_text_from_servers_and_configs_is_never_markup() -> None:
+    entry = EndpointHealth(
+        model=f"m{MARKUP}", endpoint=f"gpu{MARKUP}", url=f"http://a:1/v1?{MARKUP}",
+        status=HealthStatus.OK, server=ServerKind.TGI, version=f"3.3{MARKUP}",
+        detail=f"lists: other{MARKUP}",
+    )  # fmt: skip
+    info = ModelInfo(
+        id=f"m{MARKUP}", label="m", capabilities=frozenset({Capability.CHAT}), dimension=None,
+        token_modifier=1.0, provider_id="SelfHosted", replicas=1, endpoints=(f"gpu{MARKUP}",),
+    )  # fmt: skip
+    texts = [f"one {MARKUP}", "two"]
+    rendered = "".join(
+        render(table)
+        for table in (
+            health_table(HealthReport((entry,))),
+            models_table([info]),
+            embeddings_table(texts, [[1.0, 0.0], [0.0, 1.0]]),
+            similarity_table(texts, [[1.0, 0.0], [0.0, 1.0]]),
+        )
+    )
+    assert rendered.count(MARKUP) == 9
+
+
+def test_multi_line_messages_become_one_line() -> None:
+    error = ConfigurationError(["endpoints[0].url: bad", "endpoints[1].dimension: required"])
+    assert describe_error(error) == (
+        "2 configuration problems: endpoints[0].url: bad; endpoints[1].dimension: required"
+        " — fix the configuration (the README's configuration reference)"
+    )

@@ -63,6 +63,23 @@ def test_check_fails_on_a_refused_key_and_a_dead_endpoint(tmp_path: Path, config
     assert wrong_key not in run.out + run.err
 
 
+def test_check_warns_about_an_unlisted_model_without_failing(
+    tmp_path: Path, config: Config
+) -> None:
+    served = config.endpoints[0]
+    path = write(
+        tmp_path,
+        config,
+        {"url": served.url, "id": "not-served", "label": "odd", "api_key": API_KEY},
+    )
+    run = Run()
+    assert run("check", "-c", path) == 0
+    assert "ok" in row(run.out, "odd")
+    assert f"odd ({served.api_base}) is ok: server does not list 'not-served' (lists: tiny)" in (
+        run.err
+    )
+
+
 def test_check_json(tmp_path: Path, config: Config) -> None:
     run = Run()
     assert run("check", "-c", write(tmp_path, config), "--json") == 0

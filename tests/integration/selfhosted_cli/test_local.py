@@ -29,6 +29,7 @@ def test_up_writes_endpoints_and_down_stops_them(
     run = Run()
     assert run("local", "up", "--dir", str(tmp_path), "--replicas", "2") == 0
     assert f"endpoints file: {tmp_path / 'endpoints.yaml'}" in run.out
+    assert f"stop them with: selfhosted local down --dir {tmp_path}" in run.out
     state = json.loads((tmp_path / "servers.json").read_text())
     assert list(state) == ["chat-1", "chat-2", "embedding"]
     pids = [entry["pid"] for entry in state.values()]

@@ -32,10 +32,6 @@ __all__ = ["local_down", "local_up", "prepare", "start_stack"]
 
 _STATE = "servers.json"
 _ENDPOINTS = "endpoints.yaml"
-_BUILD_NOTE = (
-    "building llama-server from source, once (measured 3 min 43 s on 2 cores; "
-    "later runs reuse the cached binary)"
-)
 
 
 def prepare(term: Terminal) -> Path:
@@ -62,8 +58,8 @@ def prepare(term: Terminal) -> Path:
             TaskProgressColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
         )  # fmt: skip
         with Progress(*columns, console=term.err) as progress:
+            # find_llama_server says what it builds, how long it takes and where the log is.
             task = progress.add_task("llama-server build", total=100)
-            progress.console.print(_BUILD_NOTE, style="dim")
             binary = find_llama_server(
                 on_percent=lambda done: progress.update(task, completed=done)
             )

@@ -68,14 +68,25 @@ def test_every_exported_class_is_documented(symbol: str) -> None:
     assert getattr(selfhosted_core, symbol).__doc__
 
 
-def test_core_imports_no_framework() -> None:
+def loaded_by(statement: str, packages: set[str]) -> list[str]:
+    """Which of `packages` a fresh interpreter has imported after running `statement`."""
     code = (
-        "import sys, json, selfhosted_core; "
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('langchain', 'langchain_core', 'litellm', 'openai', 'httpx', 'rich'))))"
+        f"import sys, json; {statement}; "
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {packages!r})))"
     )
-    loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
-    assert loaded == []
+    loaded: list[str] = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
+    return loaded
+
+
+def test_core_imports_no_framework() -> None:
+    frameworks = {"langchain", "langchain_core", "litellm", "openai", "httpx", "rich"}
+    assert loaded_by("import selfhosted_core", frameworks) == []
+
+
+def test_cli_help_loads_no_framework() -> None:
+    statement = "from selfhosted_cli._app import _parser; _parser()"
+    heavy = {"langchain", "langchain_core", "litellm", "numpy", "openai"}
+    assert loaded_by(statement, heavy) == []
 
 
 LANGCHAIN_MODULES = [
@@ -107,13 +118,8 @@ def test_langchain_package_exports_its_modules() -> None:
 
 
 def test_langchain_integration_imports_neither_litellm_nor_openai() -> None:
-    code = (
-        "import sys, json, langchain_selfhosted; "
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('litellm', 'openai', 'tiktoken', 'langchain_openai'))))"
-    )
-    loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
-    assert loaded == []
+    others = {"litellm", "openai", "tiktoken", "langchain_openai"}
+    assert loaded_by("import langchain_selfhosted", others) == []
 
 
 def test_litellm_all_is_sorted_and_documented() -> None:

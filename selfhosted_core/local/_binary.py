@@ -187,7 +187,8 @@ def build_llama_server(
             _say(
                 out,
                 f"building llama-server {LLAMA_CPP_PYTHON_VERSION} from source, once; this "
-                f"takes 5 to 15 minutes on 2 cores (full log: {log_path})",
+                f"takes about 4 minutes on 2 idle cores, longer on busy ones (full log: "
+                f"{log_path})",
             )
             source = _fetch_sources(work)
             configure = [cmake, "-S", str(source), "-B", str(work / "build"), *generator]

@@ -19,7 +19,7 @@ from pydantic_core import PydanticSerializationError, to_json
 from selfhosted_core import _repair
 from selfhosted_core._assemble import Assembler
 from selfhosted_core._http import timeout_of, transport_errors
-from selfhosted_core._status import error_from_status
+from selfhosted_core._status import error_from_status, redirect_error
 from selfhosted_core._wire import WireEmbeddingList
 from selfhosted_core.config import ModelEndpoint
 from selfhosted_core.errors import InvalidRequestError, ResponseError
@@ -107,7 +107,17 @@ class CallPlan:
         )
 
     def raise_for_status(self, response: httpx2.Response) -> None:
-        """Raise the typed error for an error status; the body must have been read."""
+        """Raise the typed error for an error status or a redirect; the body must have been read.
+
+        Redirects are never followed: the endpoint's key would go to wherever they point.
+        """
+        if 300 <= response.status_code < 400:
+            raise redirect_error(
+                response.status_code,
+                response.headers.get("location"),
+                model=self.model,
+                endpoint=self.endpoint.display_name,
+            )
         if response.status_code >= 400:
             raise error_from_status(
                 response.status_code,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import httpx2
 from pydantic import ValidationError
 
-from selfhosted_core._status import error_from_status
+from selfhosted_core._status import error_from_status, redirect_error
 from selfhosted_core._wire import WireModelList, WireProps, WireVersion
 from selfhosted_core.config import ModelEndpoint
 from selfhosted_core.errors import SelfHostedError
@@ -121,7 +121,13 @@ def probe(endpoint: ModelEndpoint) -> Probe:
 
 
 def _classify(reply: Reply, endpoint: ModelEndpoint) -> tuple[HealthStatus, str] | None:
-    """Loading or unauthorized from a reply's status; None when it says neither."""
+    """Down (redirected), loading or unauthorized from a reply's status; None otherwise."""
+    if 300 <= reply.status < 400:
+        redirect = redirect_error(
+            reply.status, reply.headers.get("location"), model=endpoint.id,
+            endpoint=endpoint.display_name,
+        )  # fmt: skip
+        return HealthStatus.DOWN, redirect.message
     if reply.status in (401, 403):
         return HealthStatus.UNAUTHORIZED, f"HTTP {reply.status}: the API key was refused"
     if reply.status == 503:

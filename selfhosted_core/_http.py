@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -25,6 +26,15 @@ def client_headers(endpoint: ModelEndpoint) -> dict[str, str]:
     return headers
 
 
+def tls_verification(endpoint: ModelEndpoint) -> ssl.SSLContext | bool:
+    """How to check an https endpoint's certificate: the system's CAs, its own bundle, or not."""
+    if not endpoint.tls_verify:
+        return False
+    if endpoint.ca_bundle is not None:
+        return ssl.create_default_context(cafile=str(endpoint.ca_bundle))
+    return True
+
+
 def timeout_of(seconds: float) -> httpx2.Timeout:
     """A timeout with connecting capped: a server that is up accepts at once."""
     return httpx2.Timeout(seconds, connect=min(_CONNECT_TIMEOUT, seconds))
@@ -38,6 +48,7 @@ def new_client(endpoint: ModelEndpoint, transport: httpx2.BaseTransport | None) 
         limits=_LIMITS,
         transport=transport,
         follow_redirects=False,
+        verify=tls_verification(endpoint),
     )
 
 
@@ -51,6 +62,7 @@ def new_async_client(
         limits=_LIMITS,
         transport=transport,
         follow_redirects=False,
+        verify=tls_verification(endpoint),
     )
 
 

@@ -6,6 +6,7 @@ import email.utils
 import re
 import time
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -17,6 +18,7 @@ from selfhosted_core.errors import (
     ContextWindowExceededError,
     NotFoundError,
     RateLimitError,
+    ResponseError,
     ServerError,
 )
 from selfhosted_core.types import ChatResponse
@@ -81,6 +83,28 @@ def error_from_status(
     if isinstance(error, RateLimitError):
         error.retry_after = _retry_after_seconds(retry_after)
     return error
+
+
+def redirect_error(
+    status: int, location: str | None, *, model: str, endpoint: str
+) -> ResponseError:
+    """A redirect the client did not follow, naming where it pointed (without credentials).
+
+    Following it would send the endpoint's key to another address; the fix is to configure
+    the address the server redirects to.
+    """
+    target = "an unnamed address"
+    if location:
+        parts = urlsplit(location)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        target = repr(f"{parts.scheme}://{host}{port}{parts.path}" if host else parts.path)
+    return ResponseError(
+        f"HTTP {status} redirect to {target} not followed (the endpoint's key stays with its "
+        "endpoint); configure the address it redirects to",
+        model=model,
+        endpoint=endpoint,
+    )
 
 
 def error_from_event(

@@ -113,6 +113,10 @@ class ModelEndpoint(_Validated):
         timeout: Seconds to wait for a response.
         headers: Extra HTTP headers for this endpoint; values are secrets (they often carry
             credentials), hidden from reprs and serialization like the key.
+        tls_verify: Verify an https server's certificate (the default). Turn it off only for
+            a server you reach over a network you trust.
+        ca_bundle: A PEM file of the certificate authorities to trust for this endpoint
+            instead of the system's, e.g. for a server with an internal CA.
 
     Example:
         >>> ModelEndpoint(url="http://127.0.0.1:8080", id="qwen3", capabilities=["chat"]).api_base
@@ -133,6 +137,8 @@ class ModelEndpoint(_Validated):
     server: ServerKind | None = None
     timeout: float = DEFAULT_TIMEOUT
     headers: dict[str, SecretStr] = Field(default_factory=dict, repr=False)
+    tls_verify: bool = True
+    ca_bundle: Path | None = None
 
     @field_validator("url")
     @classmethod
@@ -149,6 +155,13 @@ class ModelEndpoint(_Validated):
         if parts.query or parts.fragment:
             raise ValueError("must not carry a query or fragment")
         return value.strip().rstrip("/")
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _check_ca_bundle(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.expanduser().is_file():
+            raise ValueError(f"no such file: {str(value)!r}")
+        return value.expanduser() if value is not None else None
 
     @field_validator("id")
     @classmethod
@@ -233,6 +246,12 @@ class ModelEndpoint(_Validated):
             raise _Problems([(("dimension",), message)])
         if not embeds and self.dimension is not None:
             raise _Problems([(("dimension",), "only allowed with the 'embedding' capability")])
+        return self
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> ModelEndpoint:
+        if self.ca_bundle is not None and not self.tls_verify:
+            raise _Problems([(("ca_bundle",), "has no effect with tls_verify: false")])
         return self
 
     @property

@@ -115,7 +115,7 @@ class ChatStream(_StreamState):
             with plan.errors(assembler.partial):
                 response = _http.send(self._client, plan.request(self._client))
                 try:
-                    if response.status_code >= 400 or _is_json(response):
+                    if response.status_code >= 300 or _is_json(response):
                         response.read()
                         plan.raise_for_status(response)
                         yield from filter(None, [assembler.feed_whole(response.content)])
@@ -179,7 +179,7 @@ class AsyncChatStream(_StreamState):
             with plan.errors(assembler.partial):
                 response = await _http.asend(self._client, plan.request(self._client))
                 try:
-                    if response.status_code >= 400 or _is_json(response):
+                    if response.status_code >= 300 or _is_json(response):
                         await response.aread()
                         plan.raise_for_status(response)
                         for chunk in filter(None, [assembler.feed_whole(response.content)]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx2
 
@@ -40,30 +41,30 @@ def timeout_of(seconds: float) -> httpx2.Timeout:
     return httpx2.Timeout(seconds, connect=min(_CONNECT_TIMEOUT, seconds))
 
 
+def client_options(endpoint: ModelEndpoint) -> dict[str, Any]:
+    """What the sync and async clients of one endpoint share: its headers, timeout and TLS.
+
+    Redirects are not followed: the endpoint's key would go wherever they point.
+    """
+    return {
+        "headers": client_headers(endpoint),
+        "timeout": timeout_of(endpoint.timeout),
+        "limits": _LIMITS,
+        "follow_redirects": False,
+        "verify": tls_verification(endpoint),
+    }
+
+
 def new_client(endpoint: ModelEndpoint, transport: httpx2.BaseTransport | None) -> httpx2.Client:
-    """A pooled sync client for one endpoint. Redirects are not followed (the key stays put)."""
-    return httpx2.Client(
-        headers=client_headers(endpoint),
-        timeout=timeout_of(endpoint.timeout),
-        limits=_LIMITS,
-        transport=transport,
-        follow_redirects=False,
-        verify=tls_verification(endpoint),
-    )
+    """A pooled sync client for one endpoint."""
+    return httpx2.Client(transport=transport, **client_options(endpoint))
 
 
 def new_async_client(
     endpoint: ModelEndpoint, transport: httpx2.AsyncBaseTransport | None
 ) -> httpx2.AsyncClient:
     """A pooled async client for one endpoint, for use on the event loop that created it."""
-    return httpx2.AsyncClient(
-        headers=client_headers(endpoint),
-        timeout=timeout_of(endpoint.timeout),
-        limits=_LIMITS,
-        transport=transport,
-        follow_redirects=False,
-        verify=tls_verification(endpoint),
-    )
+    return httpx2.AsyncClient(transport=transport, **client_options(endpoint))
 
 
 def send(client: httpx2.Client, request: httpx2.Request) -> httpx2.Response:

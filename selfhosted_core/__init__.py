@@ -9,7 +9,7 @@ Example:
 
 from __future__ import annotations
 
-from selfhosted_core.config import Capability, Config, ModelEndpoint
+from selfhosted_core.config import Capability, Config, ModelEndpoint, RoutingPolicy
 from selfhosted_core.errors import (
     APIStatusError,
     AuthenticationError,
@@ -89,6 +89,7 @@ __all__ = [
     "ResponseError",
     "ResponseFormat",
     "Role",
+    "RoutingPolicy",
     "SelfHostedError",
     "ServerError",
     "ServerKind",

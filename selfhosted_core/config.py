@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
@@ -24,26 +23,26 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_serializer,
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
-from typing_extensions import Self
 
 from selfhosted_core._config_files import expand_env, read_config_file
+from selfhosted_core._validation import HEADER_NAME, Problems, Validated, check_header_value
 from selfhosted_core.errors import ConfigurationError
 from selfhosted_core.profiles import ServerKind
 
-__all__ = ["Capability", "Config", "ModelEndpoint"]
+__all__ = ["Capability", "Config", "ModelEndpoint", "RoutingPolicy"]
 
 DEFAULT_TIMEOUT = 600.0
 """Seconds; generous because a local model may take minutes on a long prompt."""
+
+DEFAULT_MAX_RESPONSE_BYTES = 128 * 1024 * 1024
+"""Room for 2,048 embeddings of 3,072 floats as JSON; a reply past it is refused, not buffered."""
 
 
 class Capability(str, Enum):
@@ -57,44 +56,7 @@ class Capability(str, Enum):
     REASONING = "reasoning"
 
 
-class _Problems(ValueError):
-    """Several problems found by one validator, each with a path relative to the model."""
-
-    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
-        super().__init__("; ".join(message for _, message in problems))
-        self.problems = problems
-
-
-class _Validated(BaseModel):
-    """Every way of building the model reports problems as one `ConfigurationError`.
-
-    The pydantic error is not chained: its text quotes input values, keys among them.
-    """
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise ConfigurationError(_format_problems(exc.errors())) from None
-
-    @classmethod
-    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
-        """Validate `obj` (a mapping); problems raise `ConfigurationError`."""
-        try:
-            return super().model_validate(obj, **kwargs)
-        except ValidationError as exc:
-            raise ConfigurationError(_format_problems(exc.errors())) from None
-
-    @classmethod
-    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
-        """Validate a JSON document; problems raise `ConfigurationError`."""
-        try:
-            return super().model_validate_json(json_data, **kwargs)
-        except ValidationError as exc:
-            raise ConfigurationError(_format_problems(exc.errors())) from None
-
-
-class ModelEndpoint(_Validated):
+class ModelEndpoint(Validated):
     """One inference server URL and the model it serves.
 
     Attributes:
@@ -110,7 +72,17 @@ class ModelEndpoint(_Validated):
         token_modifier: Billing multiplier applied to token counts; 0 or unset means 1.0.
         served_model: The model name sent upstream (defaults to `id`).
         server: The server software, when known; otherwise it is detected by `health()`.
-        timeout: Seconds to wait for a response.
+        timeout: Seconds a whole request may take, reading a streamed answer and any resends
+            included (a request's own `timeout` replaces it).
+        connect_timeout: Seconds to open a connection; a server that is up accepts at once.
+        first_byte_timeout: Seconds until the response starts; unset, only `timeout` bounds
+            it. A non-streamed answer starts when it is complete, so allow for generation.
+        idle_timeout: The longest silence while a response body is read, e.g. between two
+            streamed tokens; unset, only `timeout` bounds it.
+        weight: Preference among replicas with equally many requests in flight: the higher
+            weight is chosen first, equal weights take turns (default 1).
+        max_response_bytes: The largest response body (or streamed event) accepted; anything
+            bigger is a `ResponseError`, never buffered whole.
         headers: Extra HTTP headers for this endpoint; values are secrets (they often carry
             credentials), hidden from reprs and serialization like the key.
         tls_verify: Verify an https server's certificate (the default). Turn it off only for
@@ -136,6 +108,11 @@ class ModelEndpoint(_Validated):
     served_model: str | None = None
     server: ServerKind | None = None
     timeout: float = DEFAULT_TIMEOUT
+    connect_timeout: float = 10.0
+    first_byte_timeout: float | None = None
+    idle_timeout: float | None = None
+    weight: float = 1.0
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     headers: dict[str, SecretStr] = Field(default_factory=dict, repr=False)
     tls_verify: bool = True
     ca_bundle: Path | None = None
@@ -176,7 +153,7 @@ class ModelEndpoint(_Validated):
         # A key read from a file often ends in a newline; an HTTP header cannot carry one.
         if isinstance(value, str):
             value = value.strip()
-            _check_header_value(value)
+            check_header_value(value)
         return value or None
 
     @field_validator("headers", mode="before")
@@ -184,10 +161,10 @@ class ModelEndpoint(_Validated):
     def _check_headers(cls, value: Any) -> Any:
         if isinstance(value, dict):
             for name, text in value.items():
-                if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+                if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
                     raise ValueError(f"invalid header name {name!r}")
                 if isinstance(text, str):
-                    _check_header_value(text, name)
+                    check_header_value(text, name)
         return value
 
     @field_validator("capabilities", mode="before")
@@ -217,14 +194,28 @@ class ModelEndpoint(_Validated):
             raise ValueError("must be a finite number >= 0")
         return value or 1.0
 
-    @field_validator("timeout")
+    @field_validator("timeout", "connect_timeout", "first_byte_timeout", "idle_timeout")
     @classmethod
-    def _check_timeout(cls, value: float) -> float:
-        if not (value > 0 and math.isfinite(value)):
+    def _check_timeout(cls, value: float | None) -> float | None:
+        if value is not None and not (value > 0 and math.isfinite(value)):
             raise ValueError("must be a finite number of seconds > 0")
         return value
 
-    @field_validator("dimension", "context_window", mode="before")
+    @field_validator("weight")
+    @classmethod
+    def _check_weight(cls, value: float) -> float:
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError("must be a finite number > 0")
+        return value
+
+    @field_validator("max_response_bytes")
+    @classmethod
+    def _check_max_response_bytes(cls, value: int) -> int:
+        if value < 1024:
+            raise ValueError("must be at least 1024 bytes")
+        return value
+
+    @field_validator("dimension", "context_window", "max_response_bytes", mode="before")
     @classmethod
     def _check_integer_type(cls, value: Any) -> Any:
         if isinstance(value, bool):
@@ -243,15 +234,15 @@ class ModelEndpoint(_Validated):
         embeds = Capability.EMBEDDING in self.capabilities
         if embeds and (self.dimension is None or self.dimension <= 0):
             message = "required for an embedding model" if self.dimension is None else "must be > 0"
-            raise _Problems([(("dimension",), message)])
+            raise Problems([(("dimension",), message)])
         if not embeds and self.dimension is not None:
-            raise _Problems([(("dimension",), "only allowed with the 'embedding' capability")])
+            raise Problems([(("dimension",), "only allowed with the 'embedding' capability")])
         return self
 
     @model_validator(mode="after")
     def _check_tls(self) -> ModelEndpoint:
         if self.ca_bundle is not None and not self.tls_verify:
-            raise _Problems([(("ca_bundle",), "has no effect with tls_verify: false")])
+            raise Problems([(("ca_bundle",), "has no effect with tls_verify: false")])
         return self
 
     @property
@@ -284,8 +275,49 @@ class ModelEndpoint(_Validated):
         return self.label or f"{self.id}@{urlsplit(self.url).netloc}"
 
 
-class Config(_Validated):
-    """The endpoints a `Provider` may route to.
+class RoutingPolicy(Validated):
+    """How a `Provider` spreads, resends and ejects requests across a model's replicas.
+
+    Attributes:
+        max_attempts: Sends per request at most, the first included. A request is resent only
+            when no byte of an answer arrived (connection refused or reset, 429, 502, 503),
+            on another replica when one can take it, else on the same one after a backoff.
+        failure_threshold: Consecutive failures that eject an endpoint (its circuit opens).
+        cooldown: Seconds an ejected endpoint rests before one request probes it (half-open);
+            each endpoint's rest is drawn within +/-20% so replicas do not return in lockstep.
+        backoff: Seconds before resending to the endpoint that just failed; doubles with each
+            attempt, and a 429's `Retry-After` replaces it.
+
+    Example:
+        >>> Config(endpoints=[{"url": "http://gpu-1:8080", "id": "qwen3"}],
+        ...        routing={"max_attempts": 5}).routing.max_attempts
+        5
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_attempts: int = 3
+    failure_threshold: int = 3
+    cooldown: float = 5.0
+    backoff: float = 0.25
+
+    @field_validator("max_attempts", "failure_threshold", mode="before")
+    @classmethod
+    def _check_count(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, int) and value < 1):
+            raise ValueError("must be an integer >= 1")
+        return value
+
+    @field_validator("cooldown", "backoff")
+    @classmethod
+    def _check_seconds(cls, value: float) -> float:
+        if not (value >= 0 and math.isfinite(value)):
+            raise ValueError("must be a finite number of seconds >= 0")
+        return value
+
+
+class Config(Validated):
+    """The endpoints a `Provider` may route to, and how it routes among replicas.
 
     Example:
         >>> config = Config(endpoints=[
@@ -299,11 +331,12 @@ class Config(_Validated):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     endpoints: tuple[ModelEndpoint, ...]
+    routing: RoutingPolicy = RoutingPolicy()
 
     @model_validator(mode="after")
     def _check_endpoints(self) -> Config:
         if not self.endpoints:
-            raise _Problems([(("endpoints",), "at least one endpoint is required")])
+            raise Problems([(("endpoints",), "at least one endpoint is required")])
         problems: list[tuple[tuple[str | int, ...], str]] = []
         first_of: dict[str, int] = {}
         seen: dict[tuple[str, str], int] = {}
@@ -326,7 +359,7 @@ class Config(_Validated):
                         )
                     )
         if problems:
-            raise _Problems(problems)
+            raise Problems(problems)
         return self
 
     @property
@@ -383,40 +416,3 @@ class Config(_Validated):
         if dimension := env.get("SELFHOSTED_DIMENSION"):
             endpoint["dimension"] = dimension
         return cls(endpoints=[endpoint])
-
-
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_HEADER_VALUE = re.compile(r"[\x20-\x7e]*")
-
-
-def _check_header_value(value: str, name: str | None = None) -> None:
-    """Refuse what HTTP cannot send; the message never repeats the (secret) value."""
-    if not _HEADER_VALUE.fullmatch(value):
-        what = f"header {name!r}" if name else "value"
-        raise ValueError(f"{what} contains control or non-ASCII characters")
-
-
-def _format_problems(errors: list[ErrorDetails]) -> list[str]:
-    problems: list[str] = []
-    for error in errors:
-        cause = error.get("ctx", {}).get("error")
-        if isinstance(cause, ConfigurationError):
-            # A nested endpoint validated through its own __init__ (pydantic calls overridden
-            # initialisers for nested models): its problems are relative to its path.
-            problems.extend(f"{_path(error['loc'])}.{problem}" for problem in cause.problems)
-        elif isinstance(cause, _Problems):
-            problems.extend(
-                f"{_path((*error['loc'], *loc))}: {message}" for loc, message in cause.problems
-            )
-        elif isinstance(cause, ValueError):
-            problems.append(f"{_path(error['loc'])}: {cause}")
-        else:
-            problems.append(f"{_path(error['loc'])}: {error['msg']}")
-    return problems
-
-
-def _path(loc: tuple[str | int, ...]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
-    return path or "config"

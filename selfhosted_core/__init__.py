@@ -30,6 +30,7 @@ from selfhosted_core.errors import (
 )
 from selfhosted_core.profiles import ServerKind, ServerProfile
 from selfhosted_core.provider import Provider
+from selfhosted_core.routing import CircuitState, EndpointStats
 from selfhosted_core.streams import AsyncChatStream, ChatStream
 from selfhosted_core.types import (
     ChatChunk,
@@ -65,6 +66,7 @@ __all__ = [
     "ChatRequest",
     "ChatResponse",
     "ChatStream",
+    "CircuitState",
     "Config",
     "ConfigurationError",
     "ContentPart",
@@ -73,6 +75,7 @@ __all__ = [
     "EmbeddingResponse",
     "EndpointConnectionError",
     "EndpointHealth",
+    "EndpointStats",
     "EndpointTimeoutError",
     "HealthReport",
     "HealthStatus",

@@ -18,7 +18,8 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from selfhosted_core import _repair
 from selfhosted_core._assemble import Assembler
-from selfhosted_core._http import timeout_of, transport_errors
+from selfhosted_core._http import transport_errors
+from selfhosted_core._sse import SSEDecoder
 from selfhosted_core._status import error_from_status, redirect_error
 from selfhosted_core._wire import WireEmbeddingList
 from selfhosted_core.config import ModelEndpoint
@@ -42,7 +43,6 @@ class CallPlan:
     url: str
     body: bytes
     stream: bool = False
-    timeout: float | None = None
 
     @classmethod
     def post(
@@ -56,12 +56,10 @@ class CallPlan:
         payload: dict[str, Any],
         stream: bool = False,
         server_root: bool = False,
-        timeout: float | None = None,
     ) -> CallPlan:
         """Plan a JSON POST to `path` under the endpoint's API root.
 
-        With `server_root`, `path` lives beside `/v1` instead of under it (`/tokenize`);
-        `timeout` replaces the endpoint's own for this call.
+        With `server_root`, `path` lives beside `/v1` instead of under it (`/tokenize`).
         """
         try:
             body = to_json(payload)
@@ -77,16 +75,15 @@ class CallPlan:
             url=f"{endpoint.server_root if server_root else endpoint.api_base}{path}",
             body=body,
             stream=stream,
-            timeout=timeout,
         )
 
-    def request(self, client: httpx2.Client | httpx2.AsyncClient) -> httpx2.Request:
+    def request(
+        self, client: httpx2.Client | httpx2.AsyncClient, timeout: httpx2.Timeout
+    ) -> httpx2.Request:
         """The HTTP request, built on the endpoint's own client (its headers, its key)."""
         headers = _SSE_HEADERS if self.stream else _JSON_HEADERS
-        if self.timeout is None:
-            return client.build_request("POST", self.url, content=self.body, headers=headers)
         return client.build_request(
-            "POST", self.url, content=self.body, headers=headers, timeout=timeout_of(self.timeout)
+            "POST", self.url, content=self.body, headers=headers, timeout=timeout
         )
 
     def errors(
@@ -105,6 +102,10 @@ class CallPlan:
             server=self.server,
             token_modifier=self.endpoint.token_modifier,
         )
+
+    def decoder(self) -> SSEDecoder:
+        """A fresh event-stream decoder for this call's answer."""
+        return SSEDecoder()
 
     def raise_for_status(self, response: httpx2.Response) -> None:
         """Raise the typed error for an error status or a redirect; the body must have been read.

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx2
 
 from selfhosted_core.config import ModelEndpoint
-from selfhosted_core.errors import EndpointConnectionError, EndpointTimeoutError
+from selfhosted_core.errors import EndpointConnectionError, EndpointTimeoutError, ResponseError
 from selfhosted_core.types import ChatResponse
 
 USER_AGENT = "selfhosted-llm/0.1"
@@ -89,6 +90,94 @@ async def asend(client: httpx2.AsyncClient, request: httpx2.Request) -> httpx2.R
         return await client.send(request, stream=True)
 
 
+class BodyTooLarge(Exception):
+    """A response body grew past the endpoint's `max_response_bytes`."""
+
+
+class DeadlineExceeded(httpx2.ReadTimeout):
+    """The request's total timeout ran out while its response was being read."""
+
+
+def _start_body(response: httpx2.Response, endpoint: ModelEndpoint, deadline: float) -> None:
+    """From now on each read of the body may wait the idle timeout, within the deadline.
+
+    httpcore takes the read timeout from the request's extensions when the body starts, so
+    setting it between the headers and the first body read applies it to every body read.
+    """
+    remaining = max(0.001, deadline - time.monotonic())
+    idle = min(endpoint.idle_timeout or remaining, remaining)
+    timeouts = response.request.extensions.get("timeout", {})
+    response.request.extensions["timeout"] = {**timeouts, "read": idle}
+
+
+def _checked(data: bytes, received: int, limit: int, deadline: float) -> int:
+    received += len(data)
+    if received > limit:
+        raise BodyTooLarge(f"response body exceeds max_response_bytes ({limit} bytes)")
+    if time.monotonic() > deadline:
+        raise DeadlineExceeded("the total timeout ran out while reading the response")
+    return received
+
+
+def body_chunks(
+    response: httpx2.Response, endpoint: ModelEndpoint, deadline: float
+) -> Iterator[bytes]:
+    """The body as it arrives, each read bounded by the idle timeout and the deadline.
+
+    More than `max_response_bytes` in all is refused without reading on; the deadline is
+    checked at every read, so a server trickling bytes cannot outlast it by more than one read.
+    """
+    _start_body(response, endpoint, deadline)
+    received, limit = 0, endpoint.max_response_bytes
+    for data in response.iter_bytes():
+        received = _checked(data, received, limit, deadline)
+        yield data
+
+
+async def abody_chunks(
+    response: httpx2.Response, endpoint: ModelEndpoint, deadline: float
+) -> AsyncIterator[bytes]:
+    """Async twin of `body_chunks`."""
+    _start_body(response, endpoint, deadline)
+    received, limit = 0, endpoint.max_response_bytes
+    async for data in response.aiter_bytes():
+        received = _checked(data, received, limit, deadline)
+        yield data
+
+
+def _whole(response: httpx2.Response, body: bytes) -> httpx2.Response:
+    # The body is already decoded: its encoding and length headers no longer describe it.
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if name not in ("content-encoding", "content-length")
+    ]
+    return httpx2.Response(
+        response.status_code, headers=headers, content=body, request=response.request
+    )
+
+
+def read_whole(
+    response: httpx2.Response, endpoint: ModelEndpoint, deadline: float
+) -> httpx2.Response:
+    """The response with its whole body read (as `body_chunks` reads) and its connection freed."""
+    try:
+        return _whole(response, b"".join(body_chunks(response, endpoint, deadline)))
+    finally:
+        response.close()
+
+
+async def aread_whole(
+    response: httpx2.Response, endpoint: ModelEndpoint, deadline: float
+) -> httpx2.Response:
+    """Async twin of `read_whole`."""
+    try:
+        chunks = [data async for data in abody_chunks(response, endpoint, deadline)]
+        return _whole(response, b"".join(chunks))
+    finally:
+        await response.aclose()
+
+
 @contextmanager
 def transport_errors(
     *,
@@ -102,9 +191,12 @@ def transport_errors(
     """
     try:
         yield
+    except BodyTooLarge as exc:
+        raise ResponseError(str(exc), model=model, endpoint=endpoint, partial=partial()) from exc
     except httpx2.TimeoutException as exc:
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise EndpointTimeoutError(
-            f"timed out: {type(exc).__name__}", model=model, endpoint=endpoint, partial=partial()
+            f"timed out: {detail}", model=model, endpoint=endpoint, partial=partial()
         ) from exc
     except httpx2.HTTPError as exc:
         # A LocalProtocolError quotes the offending request header, which may be the key.

@@ -61,9 +61,12 @@ class SelfHostedError(Exception):
         model: The model id the request asked for, when known.
         endpoint: The label of the endpoint involved, when one was chosen.
         partial: What a broken stream had delivered before it failed.
+        attempts: The earlier attempts of the request, resent after they failed, each as
+            `"<endpoint>: <error type>"`; empty when this was the only one.
     """
 
     retryable: bool = False
+    attempts: tuple[str, ...] = ()
 
     def __init__(
         self,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, NoReturn
 
@@ -11,12 +12,13 @@ import httpx2
 
 from selfhosted_core import _health, _http, _tokenize
 from selfhosted_core._calls import CallPlan
+from selfhosted_core._failover import Call
 from selfhosted_core._pools import AsyncPools, SyncPools
 from selfhosted_core._request import chat_payload, embedding_inputs, embedding_payload
 from selfhosted_core.config import Capability, Config
 from selfhosted_core.errors import CapabilityError, NotSupportedError, SelfHostedError
 from selfhosted_core.profiles import ServerKind, profile_for
-from selfhosted_core.routing import Router
+from selfhosted_core.routing import EndpointStats, Router
 from selfhosted_core.streams import AsyncChatStream, ChatStream
 from selfhosted_core.types import (
     ChatRequest,
@@ -25,6 +27,7 @@ from selfhosted_core.types import (
     EmbeddingResponse,
     EndpointHealth,
     HealthReport,
+    HealthStatus,
     Message,
     ModelInfo,
 )
@@ -124,56 +127,57 @@ class Provider:
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         """Send a chat request and return the repaired answer."""
-        plan = self._plan_chat(request, stream=False)
-        client = self._client(plan.slot)
-        with plan.errors():
-            response = _http.send(client, plan.request(client))
-            response.read()
-        return plan.chat_response(response)
+        call = self._chat_call(request)
+        plan, response = self._open(call, self._chat_planner(request, stream=False))
+        with call.outcome(plan.slot), plan.errors():
+            whole = _http.read_whole(response, plan.endpoint, call.deadline(plan.endpoint))
+            return plan.chat_response(whole)
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
         """Async twin of `chat`."""
-        plan = self._plan_chat(request, stream=False)
-        client = self._aclient(plan.slot)
-        with plan.errors():
-            response = await _http.asend(client, plan.request(client))
-            await response.aread()
-        return plan.chat_response(response)
+        call = self._chat_call(request)
+        plan, response = await self._aopen(call, self._chat_planner(request, stream=False))
+        with call.outcome(plan.slot), plan.errors():
+            whole = await _http.aread_whole(response, plan.endpoint, call.deadline(plan.endpoint))
+            return plan.chat_response(whole)
 
     def stream(self, request: ChatRequest) -> ChatStream:
         """Stream a chat answer; iterate the chunks, then `final_response()` for the whole.
 
-        Routing and capability checks happen here, before anything is sent.
+        The model and capability checks happen here; the replica is chosen, and the request
+        sent, when iteration starts.
         """
-        plan = self._plan_chat(request, stream=True)
-        return ChatStream(plan, self._client(plan.slot))
+        call = self._chat_call(request)
+        planner = self._chat_planner(request, stream=True)
+        return ChatStream(call, lambda: self._open(call, planner))
 
     def astream(self, request: ChatRequest) -> AsyncChatStream:
         """Async twin of `stream` (call it without `await`, then `async for`)."""
-        plan = self._plan_chat(request, stream=True)
-        return AsyncChatStream(plan, self._aclient(plan.slot))
+        call = self._chat_call(request)
+        planner = self._chat_planner(request, stream=True)
+        return AsyncChatStream(call, lambda: self._aopen(call, planner))
 
     def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """Embed texts; vectors come back in input order, checked against the dimension."""
-        plan, texts = self._plan_embed(request)
-        if plan is None:
+        texts = embedding_inputs(request)
+        call = self._call(request.model, _EMBEDDING, request.endpoint, request.timeout)
+        if not texts:
             return EmbeddingResponse(model=request.model, embeddings=[], endpoint="")
-        client = self._client(plan.slot)
-        with plan.errors():
-            response = _http.send(client, plan.request(client))
-            response.read()
-        return plan.embedding_response(response, len(texts))
+        plan, response = self._open(call, self._embed_planner(request, texts))
+        with call.outcome(plan.slot), plan.errors():
+            whole = _http.read_whole(response, plan.endpoint, call.deadline(plan.endpoint))
+            return plan.embedding_response(whole, len(texts))
 
     async def aembed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """Async twin of `embed`."""
-        plan, texts = self._plan_embed(request)
-        if plan is None:
+        texts = embedding_inputs(request)
+        call = self._call(request.model, _EMBEDDING, request.endpoint, request.timeout)
+        if not texts:
             return EmbeddingResponse(model=request.model, embeddings=[], endpoint="")
-        client = self._aclient(plan.slot)
-        with plan.errors():
-            response = await _http.asend(client, plan.request(client))
-            await response.aread()
-        return plan.embedding_response(response, len(texts))
+        plan, response = await self._aopen(call, self._embed_planner(request, texts))
+        with call.outcome(plan.slot), plan.errors():
+            whole = await _http.aread_whole(response, plan.endpoint, call.deadline(plan.endpoint))
+            return plan.embedding_response(whole, len(texts))
 
     def count_tokens(
         self,
@@ -194,19 +198,24 @@ class Provider:
             NotSupportedError: The server offers no tokenizer API (Ollama, LM Studio, LocalAI,
                 TGI, or a kind that stays unknown).
         """
-        slot = self._count_slot(model, text, messages)
-        health = None
-        if self._servers[slot] is None:
-            health = self._health_one(slot, _health.DEFAULT_HEALTH_TIMEOUT)
-        steps = self._plan_count(slot, model, text, messages, health)
-        client = self._client(slot)
-        step: CallPlan | int = next(steps)
-        while isinstance(step, CallPlan):
-            with step.errors():
-                response = _http.send(client, step.request(client))
-                response.read()
-            step = _tokenize.advance(steps, response)
-        return step
+        _tokenize.check(model, text, messages)
+        call = self._call(model, frozenset(), None, None)
+        slot, wait = call.next()
+        with call.outcome(slot):
+            if wait:
+                time.sleep(wait)
+            health = None
+            if self._servers[slot] is None:
+                health = self._health_one(slot, _health.DEFAULT_HEALTH_TIMEOUT)
+            steps = self._plan_count(slot, model, text, messages, health)
+            client, endpoint = self._client(slot), self.config.endpoints[slot]
+            step: CallPlan | int = next(steps)
+            while isinstance(step, CallPlan):
+                with step.errors():
+                    sent = _http.send(client, step.request(client, call.timeouts(endpoint)))
+                    response = _http.read_whole(sent, endpoint, call.deadline(endpoint))
+                step = _tokenize.advance(steps, response)
+            return step
 
     async def acount_tokens(
         self,
@@ -216,19 +225,24 @@ class Provider:
         messages: Sequence[Message] | None = None,
     ) -> int:
         """Async twin of `count_tokens`."""
-        slot = self._count_slot(model, text, messages)
-        health = None
-        if self._servers[slot] is None:
-            health = await self._ahealth_one(slot, _health.DEFAULT_HEALTH_TIMEOUT)
-        steps = self._plan_count(slot, model, text, messages, health)
-        client = self._aclient(slot)
-        step: CallPlan | int = next(steps)
-        while isinstance(step, CallPlan):
-            with step.errors():
-                response = await _http.asend(client, step.request(client))
-                await response.aread()
-            step = _tokenize.advance(steps, response)
-        return step
+        _tokenize.check(model, text, messages)
+        call = self._call(model, frozenset(), None, None)
+        slot, wait = call.next()
+        with call.outcome(slot):
+            if wait:
+                await asyncio.sleep(wait)
+            health = None
+            if self._servers[slot] is None:
+                health = await self._ahealth_one(slot, _health.DEFAULT_HEALTH_TIMEOUT)
+            steps = self._plan_count(slot, model, text, messages, health)
+            client, endpoint = self._aclient(slot), self.config.endpoints[slot]
+            step: CallPlan | int = next(steps)
+            while isinstance(step, CallPlan):
+                with step.errors():
+                    sent = await _http.asend(client, step.request(client, call.timeouts(endpoint)))
+                    response = await _http.aread_whole(sent, endpoint, call.deadline(endpoint))
+                step = _tokenize.advance(steps, response)
+            return step
 
     def health(self, *, timeout: float = _health.DEFAULT_HEALTH_TIMEOUT) -> HealthReport:
         """Check every endpoint; one endpoint down or loading never fails the report."""
@@ -241,6 +255,15 @@ class Provider:
         slots = range(len(self.config.endpoints))
         results = await asyncio.gather(*(self._ahealth_one(slot, timeout) for slot in slots))
         return HealthReport(tuple(results))
+
+    def stats(self) -> list[EndpointStats]:
+        """What each endpoint has done: requests, errors, in flight, latency, circuit state.
+
+        Example:
+            >>> for entry in provider.stats():  # doctest: +SKIP
+            ...     print(entry.endpoint, entry.circuit.value, entry.in_flight, entry.latency_p50)
+        """
+        return self._router.stats()
 
     def upload_file(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Not offered by self-hosted inference servers."""
@@ -281,46 +304,117 @@ class Provider:
     ) -> None:
         await self.aclose()
 
-    def _plan_chat(self, request: ChatRequest, *, stream: bool) -> CallPlan:
-        slot = self._router.select(
-            request.model, request.required_capabilities(), endpoint=request.endpoint
-        )
-        endpoint = self.config.endpoints[slot]
-        server = self._servers[slot] or ServerKind.GENERIC
-        return CallPlan.post(
-            slot=slot,
+    def _call(
+        self, model: str, needs: frozenset[Capability], endpoint: str | None, timeout: float | None
+    ) -> Call:
+        """The attempts of one request; checks the model and its capabilities first."""
+        return Call(
+            self._router,
+            self.config.routing,
+            self.config.replicas(model),
+            model=model,
+            needs=needs,
             endpoint=endpoint,
-            model=request.model,
-            server=server,
-            path="/chat/completions",
-            payload=chat_payload(request, endpoint, profile_for(server), stream=stream),
-            stream=stream,
-            timeout=request.timeout,
+            timeout=timeout,
         )
 
-    def _plan_embed(self, request: EmbeddingRequest) -> tuple[CallPlan | None, list[str]]:
-        """The call, or None when there is nothing to embed (the model is still checked)."""
-        texts = embedding_inputs(request)
-        if not texts:
-            self._router.check(request.model, _EMBEDDING)
-            return None, texts
-        slot = self._router.select(request.model, _EMBEDDING, endpoint=request.endpoint)
-        endpoint = self.config.endpoints[slot]
-        plan = CallPlan.post(
-            slot=slot,
-            endpoint=endpoint,
-            model=request.model,
-            server=self._servers[slot] or ServerKind.GENERIC,
-            path="/embeddings",
-            payload=embedding_payload(texts, request, endpoint),
-            timeout=request.timeout,
-        )
-        return plan, texts
+    def _chat_call(self, request: ChatRequest) -> Call:
+        needs = request.required_capabilities()
+        return self._call(request.model, needs, request.endpoint, request.timeout)
 
-    def _count_slot(self, model: str, text: str | None, messages: Sequence[Message] | None) -> int:
-        """The replica to count on (any capability will do), after checking the request."""
-        _tokenize.check(model, text, messages)
-        return self._router.select(model, frozenset())
+    def _chat_planner(self, request: ChatRequest, *, stream: bool) -> Callable[[int], CallPlan]:
+        """The chat request as sent to one slot (its server's quirks, its model name)."""
+
+        def plan(slot: int) -> CallPlan:
+            endpoint = self.config.endpoints[slot]
+            server = self._servers[slot] or ServerKind.GENERIC
+            return CallPlan.post(
+                slot=slot,
+                endpoint=endpoint,
+                model=request.model,
+                server=server,
+                path="/chat/completions",
+                payload=chat_payload(request, endpoint, profile_for(server), stream=stream),
+                stream=stream,
+            )
+
+        return plan
+
+    def _embed_planner(
+        self, request: EmbeddingRequest, texts: list[str]
+    ) -> Callable[[int], CallPlan]:
+        def plan(slot: int) -> CallPlan:
+            endpoint = self.config.endpoints[slot]
+            return CallPlan.post(
+                slot=slot,
+                endpoint=endpoint,
+                model=request.model,
+                server=self._servers[slot] or ServerKind.GENERIC,
+                path="/embeddings",
+                payload=embedding_payload(texts, request, endpoint),
+            )
+
+        return plan
+
+    def _open(
+        self, call: Call, planner: Callable[[int], CallPlan]
+    ) -> tuple[CallPlan, httpx2.Response]:
+        """Send until an answer starts that is not to be resent; the caller reads and records it.
+
+        An error status is read and raised here, so a 429 or 503 can go to another replica.
+        """
+        while True:
+            slot, wait = call.next()
+            answered = False
+            try:
+                if wait:
+                    time.sleep(wait)
+                plan = planner(slot)
+                client = self._client(slot)
+                with plan.errors():
+                    request = plan.request(client, call.timeouts(plan.endpoint))
+                    response = _http.send(client, request)
+                    answered = True
+                    if response.status_code >= 300:
+                        deadline = call.deadline(plan.endpoint)
+                        plan.raise_for_status(_http.read_whole(response, plan.endpoint, deadline))
+            except SelfHostedError as exc:
+                if call.failed(slot, exc, answered=answered):
+                    continue
+                raise
+            except BaseException:
+                call.abandoned(slot)
+                raise
+            return plan, response
+
+    async def _aopen(
+        self, call: Call, planner: Callable[[int], CallPlan]
+    ) -> tuple[CallPlan, httpx2.Response]:
+        """Async twin of `_open`."""
+        while True:
+            slot, wait = call.next()
+            answered = False
+            try:
+                if wait:
+                    await asyncio.sleep(wait)
+                plan = planner(slot)
+                client = self._aclient(slot)
+                with plan.errors():
+                    request = plan.request(client, call.timeouts(plan.endpoint))
+                    response = await _http.asend(client, request)
+                    answered = True
+                    if response.status_code >= 300:
+                        deadline = call.deadline(plan.endpoint)
+                        whole = await _http.aread_whole(response, plan.endpoint, deadline)
+                        plan.raise_for_status(whole)
+            except SelfHostedError as exc:
+                if call.failed(slot, exc, answered=answered):
+                    continue
+                raise
+            except BaseException:
+                call.abandoned(slot)
+                raise
+            return plan, response
 
     def _plan_count(
         self,
@@ -386,7 +480,15 @@ class Provider:
         """Adopt the detected server kind unless the config declared one; keep the context size.
 
         A check that found no context size (the server down or loading) keeps the last one.
+        Its verdict also reaches the router: ok restores an ejected endpoint, down ejects it,
+        loading rests it.
         """
+        if health.status is not HealthStatus.UNAUTHORIZED:
+            self._router.probed(
+                slot,
+                healthy=health.status is HealthStatus.OK,
+                loading=health.status is HealthStatus.LOADING,
+            )
         if self.config.endpoints[slot].server is None and health.server is not None:
             self._servers[slot] = health.server
         if health.context_window is not None:

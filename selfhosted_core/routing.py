@@ -1,35 +1,97 @@
-"""Choosing the endpoint for a request: the model's replicas, capability-checked, round robin."""
+"""Choosing the endpoint for a request, and keeping score of how each endpoint does.
+
+A model's replicas form a pool. A request goes to a replica that declares what it needs, is not
+ejected by its circuit breaker and is not resting (loading its model, rate limiting); among
+those, to the one with the fewest requests in flight, ties broken by the higher `weight`, then
+by taking turns. Outcomes feed each replica's breaker (see `_circuit`), and `stats()` shows
+an operator what each endpoint has done.
+"""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
+from selfhosted_core._circuit import Circuit, CircuitState
 from selfhosted_core.config import Capability, Config
-from selfhosted_core.errors import CapabilityError, InvalidRequestError, UnknownModelError
+from selfhosted_core.errors import (
+    CapabilityError,
+    EndpointConnectionError,
+    InvalidRequestError,
+    SelfHostedError,
+    UnknownModelError,
+)
 
-__all__ = ["Router"]
+__all__ = ["CircuitState", "EndpointStats", "Pick", "Router"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointStats:
+    """What one endpoint has done since the provider was created.
+
+    Attributes:
+        model: The model id it serves.
+        endpoint: Its label (`display_name`).
+        requests: Attempts that ended (answers and errors; resends count once each).
+        errors: Attempts that ended in an error, the request's own 4xx included.
+        in_flight: Requests being served now.
+        circuit: `closed` (taking requests), `open` (ejected after failures) or `half_open`.
+        consecutive_failures: Failures since its last success.
+        loading: Whether it last said it is loading its model.
+        resting_for: Seconds until it takes requests again, when it is resting or ejected.
+        last_error: The type and message of its latest error.
+        latency_p50: Median seconds of its latest successful requests (up to 1,024).
+        latency_p95: 95th percentile of the same.
+        latency_p99: 99th percentile of the same.
+    """
+
+    model: str
+    endpoint: str
+    requests: int
+    errors: int
+    in_flight: int
+    circuit: CircuitState
+    consecutive_failures: int
+    loading: bool
+    resting_for: float | None
+    last_error: str | None
+    latency_p50: float | None
+    latency_p95: float | None
+    latency_p99: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """The endpoint chosen for an attempt, and how long to wait before sending to it."""
+
+    slot: int
+    wait: float
 
 
 class Router:
     """Picks one of a model's replicas; fails before any I/O when none can serve the request.
 
+    Thread-safe: one provider may serve many threads and event loops at once.
+
     Example:
         >>> router = Router(config)  # doctest: +SKIP
-        >>> router.select("qwen3", frozenset({Capability.CHAT}))  # doctest: +SKIP
-        0
+        >>> pick = router.pick("qwen3", frozenset({Capability.CHAT}))  # doctest: +SKIP
+        >>> router.succeeded(pick.slot, latency=0.8)  # doctest: +SKIP
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._config = config
+        self._clock = clock
         self._pools: dict[str, list[int]] = {}
         for index, endpoint in enumerate(config.endpoints):
             self._pools.setdefault(endpoint.id, []).append(index)
         self._capabilities = {
             model: config.endpoints[pool[0]].capabilities for model, pool in self._pools.items()
         }
-        self._turns: dict[str, Iterator[int]] = {
-            model: itertools.cycle(pool) for model, pool in self._pools.items()
-        }
+        self._turns = dict.fromkeys(self._pools, 0)
         self._listing = {
             model: [config.endpoints[index].api_base for index in pool]
             for model, pool in self._pools.items()
@@ -38,26 +100,91 @@ class Router:
         for index, endpoint in enumerate(config.endpoints):
             for name in endpoint.names:
                 self._names.setdefault((endpoint.id, name), index)
+        self._circuits = [Circuit(config.routing) for _ in config.endpoints]
+        self._lock = threading.Lock()
 
-    def select(
-        self, model: str, needs: frozenset[Capability], *, endpoint: str | None = None
-    ) -> int:
-        """The index (in `config.endpoints`) of the endpoint to use next for `model`.
+    def pick(
+        self,
+        model: str,
+        needs: frozenset[Capability],
+        *,
+        endpoint: str | None = None,
+        not_before: Mapping[int, float] | None = None,
+    ) -> Pick:
+        """Choose the endpoint for the next attempt and count it in flight there.
 
         `endpoint` pins the request to one replica, named by its URL (with or without `/v1`)
-        or its label; an unknown name raises `InvalidRequestError` listing the replicas.
+        or its label; an unknown name raises `InvalidRequestError` listing the replicas. A
+        pinned replica is used even when ejected: the caller asked for it by name.
+        `not_before` holds, per slot, the earliest time this request may use it again (its
+        own backoff after a failure there).
+
+        Raises:
+            EndpointConnectionError: Every replica is ejected by its circuit breaker; the
+                message names each with its latest error.
         """
         self.check(model, needs)
-        if endpoint is None:
-            return next(self._turns[model])
-        slot = self._names.get((model, endpoint.rstrip("/")))
-        if slot is None:
-            raise InvalidRequestError(
-                f"no replica of model {model!r} is named {endpoint!r}; "
-                f"its replicas: {', '.join(self._listing[model])}",
-                model=model,
-            )
-        return slot
+        if endpoint is not None:
+            pinned = self._pinned(model, endpoint)
+            with self._lock:
+                now = self._clock()
+                self._circuits[pinned].begin(now)
+                return Pick(pinned, max(0.0, (not_before or {}).get(pinned, now) - now))
+        slots = self._pools[model]
+        waits = not_before or {}
+        with self._lock:
+            now = self._clock()
+            if all(self._circuits[slot].ejected for slot in slots):
+                ready = min(self._circuits[slot].ready_at(now) for slot in slots)
+                if ready > now:
+                    raise self._all_ejected(model, slots, ready - now)
+            ready_at = {
+                slot: max(self._circuits[slot].ready_at(now), waits.get(slot, 0.0))
+                for slot in slots
+            }
+            soonest = max(now, min(ready_at.values()))
+            slot = self._preferred(model, [slot for slot in slots if ready_at[slot] <= soonest])
+            self._circuits[slot].begin(now)
+            return Pick(slot, max(0.0, ready_at[slot] - now))
+
+    def succeeded(self, slot: int, *, latency: float) -> None:
+        """The attempt on `slot` got its answer after `latency` seconds."""
+        with self._lock:
+            self._circuits[slot].succeeded(latency)
+
+    def failed(self, slot: int, error: BaseException) -> None:
+        """The endpoint failed the attempt; enough failures in a row eject it."""
+        with self._lock:
+            self._circuits[slot].failed(self._clock(), _describe(error))
+
+    def rested(self, slot: int, error: BaseException, *, seconds: float, loading: bool) -> None:
+        """The endpoint is alive but asked for `seconds` of rest (loading, rate limiting)."""
+        with self._lock:
+            self._circuits[slot].rested(self._clock(), seconds, _describe(error), loading=loading)
+
+    def answered(self, slot: int) -> None:
+        """The endpoint answered with an error about the request itself (a 4xx)."""
+        with self._lock:
+            self._circuits[slot].answered()
+
+    def abandoned(self, slot: int) -> None:
+        """The caller gave up on the attempt; it counts for nothing."""
+        with self._lock:
+            self._circuits[slot].abandoned()
+
+    def probed(self, slot: int, *, healthy: bool, loading: bool) -> None:
+        """An active health check's verdict on `slot`."""
+        with self._lock:
+            self._circuits[slot].probed(self._clock(), healthy=healthy, loading=loading)
+
+    def stats(self) -> list[EndpointStats]:
+        """A snapshot of every endpoint, in configuration order."""
+        with self._lock:
+            now = self._clock()
+            return [
+                _snapshot(endpoint.id, endpoint.display_name, circuit, now)
+                for endpoint, circuit in zip(self._config.endpoints, self._circuits, strict=True)
+            ]
 
     def check(self, model: str, needs: frozenset[Capability]) -> None:
         """Raise unless `model` exists and declares every capability in `needs`."""
@@ -75,3 +202,76 @@ class Router:
         if model not in self._capabilities:
             raise UnknownModelError(model, known=list(self._pools))
         return self._capabilities[model]
+
+    def _pinned(self, model: str, endpoint: str) -> int:
+        slot = self._names.get((model, endpoint.rstrip("/")))
+        if slot is None:
+            raise InvalidRequestError(
+                f"no replica of model {model!r} is named {endpoint!r}; "
+                f"its replicas: {', '.join(self._listing[model])}",
+                model=model,
+            )
+        return slot
+
+    def _preferred(self, model: str, usable: list[int]) -> int:
+        """Fewest in flight, then the highest weight, then whose turn it is."""
+        endpoints = self._config.endpoints
+        best = min(
+            usable, key=lambda slot: (self._circuits[slot].in_flight, -endpoints[slot].weight)
+        )
+        tied = [
+            slot
+            for slot in usable
+            if self._circuits[slot].in_flight == self._circuits[best].in_flight
+            and endpoints[slot].weight == endpoints[best].weight
+        ]
+        if len(tied) == 1:
+            return tied[0]
+        turn = self._turns[model]
+        self._turns[model] = turn + 1
+        return tied[turn % len(tied)]
+
+    def _all_ejected(self, model: str, slots: list[int], wait: float) -> EndpointConnectionError:
+        endpoints = self._config.endpoints
+        listing = "; ".join(
+            f"{endpoints[slot].display_name}: {self._circuits[slot].last_error or 'failing'}"
+            for slot in slots
+        )
+        return EndpointConnectionError(
+            f"every replica of {model!r} is ejected after repeated failures; the next is "
+            f"tried again in {wait:.1f} s ({listing})",
+            model=model,
+            endpoint=endpoints[slots[0]].display_name if len(slots) == 1 else None,
+        )
+
+
+def _describe(error: BaseException) -> str:
+    message = error.message if isinstance(error, SelfHostedError) else str(error)
+    return f"{type(error).__name__}: {message}"
+
+
+def _percentile(ordered: list[float], fraction: float) -> float | None:
+    """Nearest rank: the smallest sample with at least `fraction` of them at or below it."""
+    if not ordered:
+        return None
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def _snapshot(model: str, label: str, circuit: Circuit, now: float) -> EndpointStats:
+    ordered = sorted(circuit.latencies)
+    ready = circuit.ready_at(now)
+    return EndpointStats(
+        model=model,
+        endpoint=label,
+        requests=circuit.requests,
+        errors=circuit.errors,
+        in_flight=circuit.in_flight,
+        circuit=circuit.state,
+        consecutive_failures=circuit.consecutive_failures,
+        loading=circuit.loading,
+        resting_for=ready - now if ready > now else None,
+        last_error=circuit.last_error,
+        latency_p50=_percentile(ordered, 0.50),
+        latency_p95=_percentile(ordered, 0.95),
+        latency_p99=_percentile(ordered, 0.99),
+    )

@@ -13,7 +13,14 @@ of the loop early and leaving the `with` block closes it instead.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+)
 from types import TracebackType
 
 import httpx2
@@ -21,6 +28,7 @@ import httpx2
 from selfhosted_core import _http
 from selfhosted_core._assemble import Assembler
 from selfhosted_core._calls import CallPlan
+from selfhosted_core._failover import Call
 from selfhosted_core._sse import SSEDecoder
 from selfhosted_core.errors import ResponseError, SelfHostedError
 from selfhosted_core.types import ChatChunk, ChatResponse
@@ -46,19 +54,31 @@ def _chunks(decoder: SSEDecoder, assembler: Assembler, data: bytes | None) -> It
             yield chunk
 
 
-class _StreamState:
-    """What both stream flavours hold: the plan, the assembler, and how the stream ended."""
+Opened = tuple[CallPlan, httpx2.Response]
 
-    def __init__(self, plan: CallPlan) -> None:
-        self._plan = plan
-        self._assembler = plan.assembler()
+
+class _StreamState:
+    """What both stream flavours hold: the call, the plan once sent, and how the stream ended."""
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+        self._plan: CallPlan | None = None
+        self._assembler: Assembler | None = None
         self._final: ChatResponse | None = None
         self._error: SelfHostedError | None = None
 
     @property
-    def endpoint(self) -> str:
-        """The label of the endpoint answering this stream."""
-        return self._plan.endpoint.display_name
+    def endpoint(self) -> str | None:
+        """The label of the endpoint answering this stream; None until it has been sent."""
+        return self._plan.endpoint.display_name if self._plan is not None else None
+
+    def _started(self, opened: Opened) -> tuple[CallPlan, Assembler, httpx2.Response]:
+        plan, response = opened
+        self._plan, self._assembler = plan, plan.assembler()
+        return plan, self._assembler, response
+
+    def _partial(self) -> ChatResponse | None:
+        return self._assembler.partial() if self._assembler is not None else None
 
     def _outcome(self) -> ChatResponse:
         if self._error is not None:
@@ -66,19 +86,23 @@ class _StreamState:
         if self._final is None:
             raise ResponseError(
                 "the stream was closed before it finished",
-                model=self._plan.model,
+                model=self._plan.model if self._plan is not None else None,
                 endpoint=self.endpoint,
-                partial=self._assembler.partial(),
+                partial=self._partial(),
             )
         return self._final
 
 
 class ChatStream(_StreamState):
-    """A streamed chat answer (sync). Iterate once; `final_response()` aggregates everything."""
+    """A streamed chat answer (sync). Iterate once; `final_response()` aggregates everything.
 
-    def __init__(self, plan: CallPlan, client: httpx2.Client) -> None:
-        super().__init__(plan)
-        self._client = client
+    The request is sent when iteration starts; until the first chunk it may be resent to
+    another replica (see `RoutingPolicy`), never after.
+    """
+
+    def __init__(self, call: Call, open_: Callable[[], Opened]) -> None:
+        super().__init__(call)
+        self._open = open_
         self._iterator = self._generate()
 
     def __iter__(self) -> Iterator[ChatChunk]:
@@ -109,19 +133,18 @@ class ChatStream(_StreamState):
         return self._outcome()
 
     def _generate(self) -> Generator[ChatChunk, None, None]:
-        plan, assembler = self._plan, self._assembler
-        decoder = SSEDecoder()
         try:
-            with plan.errors(assembler.partial):
-                response = _http.send(self._client, plan.request(self._client))
+            plan, assembler, response = self._started(self._open())
+            decoder = plan.decoder()
+            with self._call.outcome(plan.slot), plan.errors(assembler.partial):
                 try:
-                    if response.status_code >= 300 or _is_json(response):
-                        response.read()
-                        plan.raise_for_status(response)
-                        yield from filter(None, [assembler.feed_whole(response.content)])
+                    deadline = self._call.deadline(plan.endpoint)
+                    if _is_json(response):
+                        whole = _http.read_whole(response, plan.endpoint, deadline)
+                        yield from filter(None, [assembler.feed_whole(whole.content)])
                     else:
                         try:
-                            for data in response.iter_bytes():
+                            for data in _http.body_chunks(response, plan.endpoint, deadline):
                                 yield from _chunks(decoder, assembler, data)
                         except httpx2.HTTPError:
                             # Past [DONE] the answer is whole; a failed drain only costs the
@@ -131,7 +154,7 @@ class ChatStream(_StreamState):
                         yield from _chunks(decoder, assembler, None)
                 finally:
                     response.close()
-            self._final = plan.stream_end(assembler)
+                self._final = plan.stream_end(assembler)
         except SelfHostedError as exc:
             self._error = exc
             raise
@@ -140,9 +163,9 @@ class ChatStream(_StreamState):
 class AsyncChatStream(_StreamState):
     """A streamed chat answer (async twin of `ChatStream`)."""
 
-    def __init__(self, plan: CallPlan, client: httpx2.AsyncClient) -> None:
-        super().__init__(plan)
-        self._client = client
+    def __init__(self, call: Call, open_: Callable[[], Awaitable[Opened]]) -> None:
+        super().__init__(call)
+        self._open = open_
         self._iterator = self._generate()
 
     def __aiter__(self) -> AsyncIterator[ChatChunk]:
@@ -173,20 +196,19 @@ class AsyncChatStream(_StreamState):
         return self._outcome()
 
     async def _generate(self) -> AsyncGenerator[ChatChunk, None]:
-        plan, assembler = self._plan, self._assembler
-        decoder = SSEDecoder()
         try:
-            with plan.errors(assembler.partial):
-                response = await _http.asend(self._client, plan.request(self._client))
+            plan, assembler, response = self._started(await self._open())
+            decoder = plan.decoder()
+            with self._call.outcome(plan.slot), plan.errors(assembler.partial):
                 try:
-                    if response.status_code >= 300 or _is_json(response):
-                        await response.aread()
-                        plan.raise_for_status(response)
-                        for chunk in filter(None, [assembler.feed_whole(response.content)]):
+                    deadline = self._call.deadline(plan.endpoint)
+                    if _is_json(response):
+                        whole = await _http.aread_whole(response, plan.endpoint, deadline)
+                        for chunk in filter(None, [assembler.feed_whole(whole.content)]):
                             yield chunk
                     else:
                         try:
-                            async for data in response.aiter_bytes():
+                            async for data in _http.abody_chunks(response, plan.endpoint, deadline):
                                 for chunk in _chunks(decoder, assembler, data):
                                     yield chunk
                         except httpx2.HTTPError:
@@ -198,7 +220,7 @@ class AsyncChatStream(_StreamState):
                             yield chunk
                 finally:
                     await response.aclose()
-            self._final = plan.stream_end(assembler)
+                self._final = plan.stream_end(assembler)
         except SelfHostedError as exc:
             self._error = exc
             raise

@@ -40,6 +40,7 @@ def test_all_is_sorted_and_resolves(name: str) -> None:
 
 MODULE_ONLY = {
     "PROFILES",
+    "Pick",
     "Router",
     "detect_server_kind",
     "messages_from_openai",

@@ -1,4 +1,4 @@
-"""Routing: round robin over replicas, and pinning a request to one replica by URL or label."""
+"""Routing: turns over idle replicas, and pinning a request to one replica by URL or label."""
 
 from __future__ import annotations
 
@@ -50,9 +50,18 @@ def router() -> Router:
     return Router(REPLICAS)
 
 
+def select(
+    router: Router, model: str, needs: frozenset[Capability], *, endpoint: str | None = None
+) -> int:
+    """Pick the slot of one request that then finishes at once, as a sequential caller's."""
+    slot = router.pick(model, needs, endpoint=endpoint).slot
+    router.succeeded(slot, latency=0.01)
+    return slot
+
+
 def test_without_a_pin_replicas_take_turns(router: Router) -> None:
-    assert [router.select("tiny", CHAT) for _ in range(4)] == [0, 1, 0, 1]
-    assert [router.select("minilm", EMBEDDING) for _ in range(3)] == [2, 3, 2]
+    assert [select(router, "tiny", CHAT) for _ in range(4)] == [0, 1, 0, 1]
+    assert [select(router, "minilm", EMBEDDING) for _ in range(3)] == [2, 3, 2]
 
 
 @pytest.mark.parametrize(
@@ -66,34 +75,34 @@ def test_without_a_pin_replicas_take_turns(router: Router) -> None:
     ],
 )
 def test_pin_by_url_with_or_without_v1_or_by_label(router: Router, name: str) -> None:
-    assert [router.select("tiny", CHAT, endpoint=name) for _ in range(3)] == [0, 0, 0]
+    assert [select(router, "tiny", CHAT, endpoint=name) for _ in range(3)] == [0, 0, 0]
 
 
 @pytest.mark.parametrize(
     "name", ["http://gpu-2.test:8080/v1", "http://gpu-2.test:8080/v1/", "gpu-2"]
 )
 def test_pin_a_replica_configured_with_v1(router: Router, name: str) -> None:
-    assert router.select("tiny", CHAT, endpoint=name) == 1
+    assert select(router, "tiny", CHAT, endpoint=name) == 1
 
 
 @pytest.mark.parametrize("name", ["http://gpu-2.test:8080", "http://gpu-2.test:8080/"])
 def test_pin_a_replica_configured_with_v1_by_its_url_without_v1(router: Router, name: str) -> None:
-    assert router.select("tiny", CHAT, endpoint=name) == 1
+    assert select(router, "tiny", CHAT, endpoint=name) == 1
 
 
 def test_pin_by_an_unnamed_replica_url_without_a_label(router: Router) -> None:
-    assert router.select("minilm", EMBEDDING, endpoint="http://emb-2.test:9000") == 3
+    assert select(router, "minilm", EMBEDDING, endpoint="http://emb-2.test:9000") == 3
 
 
 def test_pin_does_not_disturb_the_turns_of_unpinned_requests(router: Router) -> None:
-    assert router.select("tiny", CHAT) == 0
-    assert router.select("tiny", CHAT, endpoint="gpu-1") == 0
-    assert router.select("tiny", CHAT) == 1
+    assert select(router, "tiny", CHAT) == 0
+    assert select(router, "tiny", CHAT, endpoint="gpu-1") == 0
+    assert select(router, "tiny", CHAT) == 1
 
 
 def test_an_unknown_name_lists_the_replicas(router: Router) -> None:
     with pytest.raises(InvalidRequestError) as caught:
-        router.select("tiny", CHAT, endpoint="http://gpu-3.test:8080")
+        select(router, "tiny", CHAT, endpoint="http://gpu-3.test:8080")
     assert str(caught.value) == (
         "no replica of model 'tiny' is named 'http://gpu-3.test:8080'; its replicas: "
         "http://gpu-1.test:8080/v1, http://gpu-2.test:8080/v1 (model='tiny')"
@@ -102,20 +111,20 @@ def test_an_unknown_name_lists_the_replicas(router: Router) -> None:
 
 def test_a_name_of_another_models_replica_is_unknown(router: Router) -> None:
     with pytest.raises(InvalidRequestError, match="its replicas: http://emb-1"):
-        router.select("minilm", EMBEDDING, endpoint="gpu-1")
+        select(router, "minilm", EMBEDDING, endpoint="gpu-1")
 
 
 def test_a_pinned_request_still_checks_capabilities_first(router: Router) -> None:
     with pytest.raises(CapabilityError) as caught:
-        router.select("tiny", EMBEDDING, endpoint="gpu-1")
+        select(router, "tiny", EMBEDDING, endpoint="gpu-1")
     assert str(caught.value) == "model 'tiny' lacks embedding (declared: chat) (model='tiny')"
     with pytest.raises(CapabilityError):
-        router.select("tiny", EMBEDDING, endpoint="no-such-replica")
+        select(router, "tiny", EMBEDDING, endpoint="no-such-replica")
 
 
 def test_a_pinned_request_for_an_unknown_model_is_an_unknown_model(router: Router) -> None:
     with pytest.raises(UnknownModelError) as caught:
-        router.select("nope", CHAT, endpoint="gpu-1")
+        select(router, "nope", CHAT, endpoint="gpu-1")
     assert caught.value.known == ["tiny", "minilm"]
 
 

@@ -359,4 +359,5 @@ async def test_the_shorter_of_the_call_and_endpoint_timeout_is_sent(
         register(provider=provider)
         options = {} if caller is None else {"timeout": caller}
         await ll.complete(model=model("tiny"), messages=HELLO, **options)
-    assert server.requests[-1].extensions["timeout"]["read"] == sent
+    # What is left of the budget when the request goes out.
+    assert server.requests[-1].extensions["timeout"]["read"] == pytest.approx(sent, abs=0.5)

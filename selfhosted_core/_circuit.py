@@ -1,0 +1,144 @@
+"""One endpoint's standing: requests in flight, its circuit breaker, and what it has done.
+
+Pure bookkeeping: every method takes the time (`time.monotonic()` seconds) instead of reading a
+clock, and the `Router` holds the lock. The breaker follows the classic three states:
+
+```
+closed --N consecutive failures--> open --cooldown (+/-20%) elapsed--> half_open (one probe)
+   ^                                 ^                                     |
+   +---------- probe succeeded ------|------------- probe failed ----------+
+```
+
+A server still loading its model (503 "Loading model") or rate limiting (429) is not broken:
+it rests until the time it gave (or the cooldown) without counting towards the breaker.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+from selfhosted_core.config import RoutingPolicy
+
+__all__ = ["Circuit", "CircuitState"]
+
+_JITTER = 0.2
+_LATENCY_WINDOW = 1024
+
+
+class CircuitState(str, Enum):
+    """Whether an endpoint takes requests: `closed` yes, `open` no (ejected), `half_open` one."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(slots=True)
+class Circuit:
+    """The mutable standing of one endpoint; the `Router` serialises access to it."""
+
+    policy: RoutingPolicy
+    state: CircuitState = CircuitState.CLOSED
+    in_flight: int = 0
+    requests: int = 0
+    errors: int = 0
+    consecutive_failures: int = 0
+    rest_until: float = 0.0
+    loading: bool = False
+    probing: bool = False
+    last_error: str | None = None
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCY_WINDOW))
+
+    def ready_at(self, now: float) -> float:
+        """When this endpoint can take a new request (`now` or earlier when it can now)."""
+        if self.state is CircuitState.HALF_OPEN and self.probing:
+            # The probe decides; until then the endpoint is as good as ejected.
+            return now + self.policy.cooldown
+        return self.rest_until
+
+    @property
+    def ejected(self) -> bool:
+        """Whether the breaker keeps requests away (open, or half-open with its probe out)."""
+        return self.state is CircuitState.OPEN or (
+            self.state is CircuitState.HALF_OPEN and self.probing
+        )
+
+    def begin(self, now: float) -> None:
+        """A request was sent here; an open circuit whose rest is over lets it probe."""
+        self.in_flight += 1
+        if self.state is CircuitState.OPEN and now >= self.rest_until:
+            self.state = CircuitState.HALF_OPEN
+        if self.state is CircuitState.HALF_OPEN:
+            self.probing = True
+
+    def succeeded(self, latency: float) -> None:
+        """The request got its answer: the endpoint is healthy."""
+        self._end()
+        self.requests += 1
+        self.latencies.append(latency)
+        self._restore()
+
+    def failed(self, now: float, error: str) -> None:
+        """The endpoint failed the request (no answer, a broken answer, a 5xx)."""
+        self._end()
+        self.requests += 1
+        self.errors += 1
+        self.last_error = error
+        self.consecutive_failures += 1
+        if (
+            self.state is CircuitState.HALF_OPEN
+            or self.consecutive_failures >= self.policy.failure_threshold
+        ):
+            self._open(now)
+
+    def rested(self, now: float, seconds: float, error: str, *, loading: bool) -> None:
+        """The endpoint is alive but asked for time: loading its model, or rate limiting."""
+        self._end()
+        self.requests += 1
+        self.errors += 1
+        self.last_error = error
+        self.loading = loading
+        self.rest_until = max(self.rest_until, now + seconds)
+        if self.state is CircuitState.HALF_OPEN:
+            self.state = CircuitState.OPEN
+
+    def answered(self) -> None:
+        """The server answered (a 4xx about the request itself): alive, but no latency sample."""
+        self._end()
+        self.requests += 1
+        self.errors += 1
+        self._restore()
+
+    def abandoned(self) -> None:
+        """The caller gave up (cancelled, closed a stream early): says nothing of the endpoint."""
+        self._end()
+        if self.state is CircuitState.HALF_OPEN:
+            self.state = CircuitState.OPEN
+
+    def probed(self, now: float, *, healthy: bool, loading: bool) -> None:
+        """An active health check's verdict: restore, rest while loading, or eject."""
+        if healthy:
+            self._restore()
+        elif loading:
+            self.loading = True
+            self.rest_until = max(self.rest_until, now + self.policy.cooldown)
+        else:
+            self._open(now)
+
+    def _end(self) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+        self.probing = False
+
+    def _restore(self) -> None:
+        self.state = CircuitState.CLOSED
+        self.consecutive_failures = 0
+        self.loading = False
+        self.rest_until = 0.0
+
+    def _open(self, now: float) -> None:
+        self.state = CircuitState.OPEN
+        spread = 1 + random.uniform(-_JITTER, _JITTER)
+        self.rest_until = now + self.policy.cooldown * spread

@@ -1,0 +1,308 @@
+"""Resending across replicas: only what the server cannot have worked on, within the limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx2
+import pytest
+
+from selfhosted_core import (
+    BadRequestError,
+    ChatRequest,
+    Config,
+    EmbeddingRequest,
+    EndpointConnectionError,
+    EndpointTimeoutError,
+    Provider,
+    RateLimitError,
+    ServerError,
+)
+from selfhosted_core._failover import may_resend
+from selfhosted_core.routing import CircuitState
+from tests.core import payloads
+from tests.core.harness import user
+from tests.driver import Driver
+
+LOADING = b'{"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}'
+BUSY = b'{"error":{"message":"too many requests","type":"rate_limit_error"}}'
+STREAM = (
+    b'data: {"choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n'
+    b'data: {"choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+Behaviour = Callable[[httpx2.Request], httpx2.Response]
+
+
+class Replicas:
+    """Two replicas of `tiny` and two of `minilm` whose answers a test scripts per host."""
+
+    def __init__(self) -> None:
+        self.behaviour: dict[str, list[Behaviour]] = {}
+        self.seen: list[str] = []
+
+    def script(self, host: str, *answers: Behaviour) -> None:
+        """Answer the next requests to `host` with `answers`; the last one repeats."""
+        self.behaviour[host] = list(answers)
+
+    def handle(self, request: httpx2.Request) -> httpx2.Response:
+        host = request.url.host
+        self.seen.append(host)
+        answers = self.behaviour.get(host, [ok])
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        return answer(request)
+
+
+def ok(request: httpx2.Request) -> httpx2.Response:
+    if request.url.path.endswith("/embeddings"):
+        body = {"object": "list", "data": [{"index": 0, "embedding": [0.6, 0.8]}], "model": "m"}
+        return httpx2.Response(200, json=body)
+    if json.loads(request.content).get("stream"):
+        return httpx2.Response(200, content=STREAM, headers={"content-type": "text/event-stream"})
+    return httpx2.Response(200, content=payloads.VLLM_REASONING)
+
+
+def refused(request: httpx2.Request) -> httpx2.Response:
+    raise httpx2.ConnectError("[Errno 111] Connection refused", request=request)
+
+
+def hung_up(request: httpx2.Request) -> httpx2.Response:
+    raise httpx2.RemoteProtocolError("Server disconnected without sending a response.")
+
+
+def read_timeout(request: httpx2.Request) -> httpx2.Response:
+    raise httpx2.ReadTimeout("timed out", request=request)
+
+
+def status(code: int, body: bytes, **headers: str) -> Behaviour:
+    return lambda request: httpx2.Response(code, content=body, headers=headers)
+
+
+def make_config(**routing: Any) -> Config:
+    endpoints = [
+        {"url": f"http://{host}.test:8080", "id": "tiny", "label": host}
+        for host in ("gpu-1", "gpu-2")
+    ] + [
+        {
+            "url": f"http://{host}.test:9000",
+            "id": "minilm",
+            "label": host,
+            "capabilities": ["embedding"],
+            "dimension": 2,
+        }
+        for host in ("emb-1", "emb-2")
+    ]
+    return Config(endpoints=endpoints, routing={"backoff": 0.01, **routing})
+
+
+@pytest.fixture
+def replicas() -> Replicas:
+    return Replicas()
+
+
+def provider_for(replicas: Replicas, **routing: Any) -> Provider:
+    transport = httpx2.MockTransport(replicas.handle)
+    return Provider(make_config(**routing), transport=transport, async_transport=transport)
+
+
+@pytest.fixture(params=["sync", "async"])
+async def driver(request: pytest.FixtureRequest, replicas: Replicas) -> AsyncIterator[Driver]:
+    async with provider_for(replicas) as provider:
+        yield Driver(request.param, provider)
+
+
+def chat(**fields: Any) -> ChatRequest:
+    return ChatRequest(model="tiny", messages=user(), **fields)
+
+
+def stats_of(driver: Driver, label: str) -> Any:
+    return next(entry for entry in driver.provider.stats() if entry.endpoint == label)
+
+
+@pytest.mark.parametrize(
+    "failure", [refused, hung_up, status(503, LOADING), status(502, b"bad gateway")]
+)
+async def test_a_request_nothing_was_answered_for_goes_to_the_other_replica(
+    driver: Driver, replicas: Replicas, failure: Behaviour
+) -> None:
+    # Twice: a hang-up is first taken for a stale pooled connection and resent to the same.
+    replicas.script("gpu-1.test", failure, failure, ok)
+    answer = await driver.chat(chat())
+    assert answer.endpoint == "gpu-2"
+    assert replicas.seen[-1] == "gpu-2.test"
+    assert set(replicas.seen) == {"gpu-1.test", "gpu-2.test"}
+    assert stats_of(driver, "gpu-1").errors == 1
+    assert stats_of(driver, "gpu-2").requests == 1
+
+
+async def test_a_stream_is_resent_when_it_had_not_started(
+    driver: Driver, replicas: Replicas
+) -> None:
+    replicas.script("gpu-1.test", refused)
+    chunks, final = await driver.stream(chat())
+    assert (final.content, final.endpoint) == ("Hello", "gpu-2")
+    assert "".join(chunk.content or "" for chunk in chunks) == "Hello"
+
+
+async def test_embeddings_fail_over_too(driver: Driver, replicas: Replicas) -> None:
+    replicas.script("emb-1.test", status(503, LOADING), ok)
+    answer = await driver.embed(EmbeddingRequest(model="minilm", input=["a"]))
+    assert (answer.endpoint, answer.embeddings) == ("emb-2", [[0.6, 0.8]])
+    assert stats_of(driver, "emb-1").loading
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        (read_timeout, EndpointTimeoutError),
+        (status(500, b'{"error":{"message":"boom"}}'), ServerError),
+        (status(400, b'{"error":{"message":"bad"}}'), BadRequestError),
+    ],
+)
+async def test_a_request_the_server_may_have_worked_on_is_not_resent(
+    driver: Driver, replicas: Replicas, failure: Behaviour, error: type[Exception]
+) -> None:
+    replicas.script("gpu-1.test", failure)
+    replicas.script("gpu-2.test", failure)
+    with pytest.raises(error) as caught:
+        await driver.chat(chat())
+    assert len(replicas.seen) == 1
+    assert caught.value.attempts == ()  # type: ignore[attr-defined]
+
+
+async def test_a_bad_request_does_not_count_against_the_endpoint(
+    driver: Driver, replicas: Replicas
+) -> None:
+    replicas.script("gpu-1.test", status(400, b'{"error":{"message":"bad"}}'))
+    replicas.script("gpu-2.test", status(400, b'{"error":{"message":"bad"}}'))
+    for _ in range(6):
+        with pytest.raises(BadRequestError):
+            await driver.chat(chat())
+    assert {entry.circuit for entry in driver.provider.stats()} == {CircuitState.CLOSED}
+
+
+async def test_resends_stop_at_max_attempts_and_list_the_earlier_ones(
+    driver: Driver, replicas: Replicas
+) -> None:
+    replicas.script("gpu-1.test", refused)
+    replicas.script("gpu-2.test", refused)
+    with pytest.raises(EndpointConnectionError) as caught:
+        await driver.chat(chat())
+    assert replicas.seen == ["gpu-1.test", "gpu-2.test", "gpu-1.test"]
+    assert caught.value.endpoint == "gpu-1"
+    assert caught.value.attempts == (
+        "gpu-1: EndpointConnectionError",
+        "gpu-2: EndpointConnectionError",
+    )
+
+
+async def test_a_pinned_request_is_resent_to_its_own_replica_after_a_backoff(
+    driver: Driver, replicas: Replicas
+) -> None:
+    replicas.script("gpu-2.test", refused, refused, ok)
+    answer = await driver.chat(chat(endpoint="gpu-2"))
+    assert (answer.endpoint, replicas.seen) == ("gpu-2", ["gpu-2.test"] * 3)
+
+
+async def test_a_429_waits_for_its_retry_after_on_a_single_replica(
+    driver: Driver, replicas: Replicas
+) -> None:
+    replicas.script("gpu-2.test", status(429, BUSY, **{"retry-after": "0.05"}), ok)
+    answer = await driver.chat(chat(endpoint="gpu-2"))
+    assert (answer.endpoint, replicas.seen) == ("gpu-2", ["gpu-2.test"] * 2)
+
+
+async def test_a_429_whose_retry_after_outlasts_the_timeout_is_raised(
+    driver: Driver, replicas: Replicas
+) -> None:
+    replicas.script("gpu-2.test", status(429, BUSY, **{"retry-after": "30"}), ok)
+    with pytest.raises(RateLimitError) as caught:
+        await driver.chat(chat(endpoint="gpu-2", timeout=1.0))
+    assert (caught.value.retry_after, replicas.seen) == (30.0, ["gpu-2.test"])
+
+
+async def test_an_endpoint_that_keeps_failing_is_ejected_and_left_alone(
+    driver: Driver, replicas: Replicas
+) -> None:
+    replicas.script("gpu-1.test", refused)
+    answers = [await driver.chat(chat()) for _ in range(8)]
+    assert {answer.endpoint for answer in answers} == {"gpu-2"}
+    assert replicas.seen.count("gpu-1.test") == 3  # the failure threshold, then no more
+    stats = stats_of(driver, "gpu-1")
+    assert (stats.circuit, stats.consecutive_failures) == (CircuitState.OPEN, 3)
+    assert stats.last_error.startswith("EndpointConnectionError: connection failed")
+
+
+async def test_an_ejected_endpoint_is_restored_by_a_successful_probe(
+    replicas: Replicas,
+) -> None:
+    replicas.script("gpu-1.test", refused, refused, ok)
+    async with provider_for(replicas, failure_threshold=2, cooldown=0.05) as provider:
+        for _ in range(4):
+            await provider.achat(chat())
+        assert provider.stats()[0].circuit is CircuitState.OPEN
+        await asyncio.sleep(0.1)
+        answers = {(await provider.achat(chat())).endpoint for _ in range(4)}
+        assert answers == {"gpu-1", "gpu-2"}
+        assert provider.stats()[0].circuit is CircuitState.CLOSED
+
+
+async def test_requests_go_to_the_replica_with_fewest_in_flight(replicas: Replicas) -> None:
+    release = asyncio.Event()
+
+    async def slow(request: httpx2.Request) -> httpx2.Response:
+        replicas.seen.append(request.url.host)
+        await release.wait()
+        return ok(request)
+
+    transport = httpx2.MockTransport(slow)
+    async with Provider(make_config(), async_transport=transport) as provider:
+        calls = [asyncio.create_task(provider.achat(chat())) for _ in range(6)]
+        while len(replicas.seen) < 6:
+            await asyncio.sleep(0.001)
+        assert [entry.in_flight for entry in provider.stats()[:2]] == [3, 3]
+        release.set()
+        answers = await asyncio.gather(*calls)
+    assert sorted(answer.endpoint for answer in answers) == ["gpu-1"] * 3 + ["gpu-2"] * 3
+    assert [entry.in_flight for entry in provider.stats()] == [0, 0, 0, 0]
+
+
+def test_the_heavier_replica_takes_requests_when_both_are_idle(replicas: Replicas) -> None:
+    config = make_config().model_dump()
+    config["endpoints"][1]["weight"] = 2.0
+    transport = httpx2.MockTransport(replicas.handle)
+    with Provider(Config(**config), transport=transport) as provider:
+        answers = [provider.chat(chat()).endpoint for _ in range(4)]
+        stats = provider.stats()
+    assert answers == ["gpu-2"] * 4
+    assert stats[1].latency_p50 is not None
+    assert stats[0].latency_p50 is None
+
+
+@pytest.mark.parametrize(
+    ("error", "answered", "expected"),
+    [
+        (EndpointConnectionError("refused"), False, True),
+        (EndpointConnectionError("reset mid-body"), True, False),
+        (EndpointTimeoutError("read timed out"), False, False),
+        (RateLimitError("busy", status_code=429), True, True),
+        (ServerError("Loading model", status_code=503), True, True),
+        (ServerError("boom", status_code=500), True, False),
+        (ServerError("gateway timeout", status_code=504), True, False),
+    ],
+)
+def test_may_resend_only_what_the_server_cannot_have_worked_on(
+    error: Exception, answered: bool, expected: bool
+) -> None:
+    assert may_resend(error, answered=answered) is expected  # type: ignore[arg-type]
+
+
+def test_a_connect_timeout_may_be_resent() -> None:
+    request = httpx2.Request("POST", "http://gpu-1.test:8080/v1/chat/completions")
+    error = EndpointTimeoutError("timed out: ConnectTimeout")
+    error.__cause__ = httpx2.ConnectTimeout("timed out", request=request)
+    assert may_resend(error, answered=False)

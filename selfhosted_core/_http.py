@@ -16,7 +16,8 @@ from selfhosted_core.types import ChatResponse
 
 USER_AGENT = "selfhosted-llm/0.1"
 _CONNECT_TIMEOUT = 10.0
-_LIMITS = httpx2.Limits(max_connections=512, max_keepalive_connections=128)
+_MAX_CONNECTIONS = 512
+_MAX_KEEPALIVE = 128
 
 
 def client_headers(endpoint: ModelEndpoint) -> dict[str, str]:
@@ -50,7 +51,12 @@ def client_options(endpoint: ModelEndpoint) -> dict[str, Any]:
     return {
         "headers": client_headers(endpoint),
         "timeout": timeout_of(endpoint.timeout),
-        "limits": _LIMITS,
+        "limits": httpx2.Limits(
+            max_connections=endpoint.max_connections or _MAX_CONNECTIONS,
+            max_keepalive_connections=min(
+                _MAX_KEEPALIVE, endpoint.max_connections or _MAX_KEEPALIVE
+            ),
+        ),
         "follow_redirects": False,
         "verify": tls_verification(endpoint),
     }

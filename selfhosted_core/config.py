@@ -81,6 +81,11 @@ class ModelEndpoint(Validated):
             streamed tokens; unset, only `timeout` bounds it.
         weight: Preference among replicas with equally many requests in flight: the higher
             weight is chosen first, equal weights take turns (default 1).
+        max_connections: The most connections open to this endpoint at once; more requests
+            wait for one (within their timeout). llama-server serves each connection, idle
+            kept-alive ones too, on one of max(`--parallel` + 2, cores - 1) HTTP threads, and
+            queues connections beyond them until a kept-alive one idles out after 5 s: keep
+            this at or below its `--parallel`.
         max_response_bytes: The largest response body (or streamed event) accepted; anything
             bigger is a `ResponseError`, never buffered whole.
         headers: Extra HTTP headers for this endpoint; values are secrets (they often carry
@@ -112,6 +117,7 @@ class ModelEndpoint(Validated):
     first_byte_timeout: float | None = None
     idle_timeout: float | None = None
     weight: float = 1.0
+    max_connections: int | None = None
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     headers: dict[str, SecretStr] = Field(default_factory=dict, repr=False)
     tls_verify: bool = True
@@ -208,6 +214,13 @@ class ModelEndpoint(Validated):
             raise ValueError("must be a finite number > 0")
         return value
 
+    @field_validator("max_connections")
+    @classmethod
+    def _check_max_connections(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError("must be >= 1")
+        return value
+
     @field_validator("max_response_bytes")
     @classmethod
     def _check_max_response_bytes(cls, value: int) -> int:
@@ -215,7 +228,9 @@ class ModelEndpoint(Validated):
             raise ValueError("must be at least 1024 bytes")
         return value
 
-    @field_validator("dimension", "context_window", "max_response_bytes", mode="before")
+    @field_validator(
+        "dimension", "context_window", "max_connections", "max_response_bytes", mode="before"
+    )
     @classmethod
     def _check_integer_type(cls, value: Any) -> Any:
         if isinstance(value, bool):

@@ -62,6 +62,7 @@ class LlamaServer:
         embeddings: bool = False,
         ctx_size: int | None = None,
         parallel: int | None = None,
+        port: int | None = None,
         threads: int = 1,
         api_key: str | None = None,
         binary: Path | str | None = None,
@@ -78,6 +79,9 @@ class LlamaServer:
             embeddings: Serve ``/v1/embeddings`` only (for embedding models).
             ctx_size: Total context (``-c``); ``None`` uses the model's training context.
             parallel: Number of slots (``-np``); ``None`` lets llama-server choose.
+            port: The port to listen on; ``None`` picks a free one. Either way a server
+                started again after :meth:`stop` (or a crash) listens on the same port, so
+                clients configured with its URL find it back.
             threads: CPU threads (``-t``). The default of one is deliberate: two threads on
                 two busy cores were measured to collapse generation speed.
             api_key: Require this bearer key on API requests (``/health`` stays open).
@@ -103,7 +107,7 @@ class LlamaServer:
         self._owns_log = log_path is None
         self.detach = detach
         self._process: subprocess.Popen[bytes] | None = None
-        self._port: int | None = None
+        self._port: int | None = port
 
     def __repr__(self) -> str:
         state = f"port={self._port}" if self.is_running() else "stopped"
@@ -171,18 +175,19 @@ class LlamaServer:
             fd, name = tempfile.mkstemp(prefix=f"llama-server-{self.alias}-", suffix=".log")
             os.close(fd)
             self._log_path = Path(name)
-        attempts = 0
+        attempts, fixed = 0, self._port
         while True:
             attempts += 1
-            self._port = _free_port()
+            self._port = fixed or _free_port()
             self._spawn(binary)
             try:
                 self._wait_healthy()
             except _PortTakenError:
-                # Another process took the port between our probe and the server's bind.
-                if attempts < _BIND_ATTEMPTS:
+                # Another process took a free port between our probe and the server's bind.
+                if fixed is None and attempts < _BIND_ATTEMPTS:
                     continue
-                raise self._startup_error("could not bind a free port") from None
+                what = f"could not bind port {fixed}" if fixed else "could not bind a free port"
+                raise self._startup_error(what) from None
             except BaseException:
                 self._terminate()
                 raise

@@ -283,3 +283,39 @@ def test_dumped_capabilities_are_sorted() -> None:
         "structured_output",
     ]
     assert Config.model_validate(dumped) == Config(endpoints=[endpoint])
+
+
+def test_resilience_settings_are_validated_with_their_paths() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Config(
+            endpoints=[
+                {
+                    "url": "http://a.test:1",
+                    "id": "m",
+                    "weight": 0,
+                    "idle_timeout": -1,
+                    "first_byte_timeout": float("inf"),
+                    "max_connections": 0,
+                    "max_response_bytes": 10,
+                }
+            ],
+            routing={"max_attempts": 0, "cooldown": -1, "failure_threshold": True},
+        )
+    assert caught.value.problems == [
+        "endpoints[0].first_byte_timeout: must be a finite number of seconds > 0",
+        "endpoints[0].idle_timeout: must be a finite number of seconds > 0",
+        "endpoints[0].weight: must be a finite number > 0",
+        "endpoints[0].max_connections: must be >= 1",
+        "endpoints[0].max_response_bytes: must be at least 1024 bytes",
+        "routing.max_attempts: must be an integer >= 1",
+        "routing.failure_threshold: must be an integer >= 1",
+        "routing.cooldown: must be a finite number of seconds >= 0",
+    ]
+
+
+def test_max_connections_caps_the_endpoints_pool() -> None:
+    from selfhosted_core._http import client_options  # noqa: PLC0415 - the one private look
+
+    capped = ModelEndpoint(url="http://a.test:1", id="m", max_connections=8)
+    limits = client_options(capped)["limits"]
+    assert (limits.max_connections, limits.max_keepalive_connections) == (8, 8)

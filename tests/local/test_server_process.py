@@ -172,3 +172,27 @@ def test_a_port_always_taken_fails_clearly(
         server.start()
     assert not server.is_running()
     server.stop()
+
+
+def test_a_requested_port_that_is_taken_fails_naming_it(
+    llama_server_binary: Path, minilm_gguf: Path, busy_port: int
+) -> None:
+    server = LlamaServer(minilm_gguf, embeddings=True, binary=llama_server_binary, port=busy_port)
+    with pytest.raises(LlamaServerStartError, match=f"could not bind port {busy_port}"):
+        server.start()
+    server.stop()
+
+
+def test_a_killed_server_started_again_keeps_its_port(
+    llama_server_binary: Path, minilm_gguf: Path
+) -> None:
+    with LlamaServer(minilm_gguf, embeddings=True, binary=llama_server_binary) as server:
+        port, pid = server.port, server.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        assert _wait_gone(pid)
+        with pytest.raises(httpx2.ConnectError):
+            httpx2.get(f"{server.url}/health")
+        server.start()
+        assert (server.port, server.pid != pid) == (port, True)
+        assert httpx2.get(f"{server.url}/health").status_code == 200

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from selfhosted_core import Capability, Config, ConfigurationError, ModelEndpoint
+from selfhosted_core import Capability, Config, ConfigurationError, ModelEndpoint, RoutingPolicy
 
 CHAT = {"url": "http://gpu-1:8080", "id": "qwen3"}
 EMBED = {
@@ -319,3 +320,11 @@ def test_max_connections_caps_the_endpoints_pool() -> None:
     capped = ModelEndpoint(url="http://a.test:1", id="m", max_connections=8)
     limits = client_options(capped)["limits"]
     assert (limits.max_connections, limits.max_keepalive_connections) == (8, 8)
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `(\w+)` \|", readme, flags=re.MULTILINE))
+    assert set(ModelEndpoint.model_fields) <= rows
+    for name in RoutingPolicy.model_fields:
+        assert f"`{name}`" in readme

@@ -9,11 +9,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
 from selfhosted_cli._terminal import CommandError, Terminal
 from selfhosted_core import SelfHostedError
+
+if TYPE_CHECKING:
+    from rich.traceback import Trace, Traceback
 
 __all__ = ["main"]
 
@@ -64,7 +68,7 @@ def _report(term: Terminal, exc: Exception) -> None:
     from selfhosted_cli._views import describe_error  # noqa: PLC0415 - keeps --help fast
 
     if term.verbose:
-        term.err.print_exception()
+        term.err.print(_traceback(term, exc))
     # A framework's error (LiteLLM's, in the demo) wraps ours: ours says more.
     cause = exc.__cause__
     known = exc if isinstance(exc, _EXPECTED) else cause if isinstance(cause, _EXPECTED) else None
@@ -74,7 +78,28 @@ def _report(term: Terminal, exc: Exception) -> None:
         line = f"{exc} — install what this command needs: pip install 'selfhosted-llm[all]'"
     else:
         line = f"unexpected {type(exc).__name__}: {describe_error(exc)} — run with --verbose"
-    term.err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+    term.err.print(f"[bold red]error:[/] {escape(term.redact(line))}", soft_wrap=True)
+
+
+def _traceback(term: Terminal, exc: BaseException) -> Traceback:
+    """The traceback of `exc` and its chain, each message redacted.
+
+    A message may quote a secret: the server's text, or httpx's complaint about a header value.
+    Redacting before rendering keeps the secret whole, so rich's colours cannot split it.
+    """
+    from rich.traceback import Traceback  # noqa: PLC0415 - pygments stays off the fast path
+
+    trace = Traceback.extract(type(exc), exc, exc.__traceback__)
+    _redact_trace(term, trace)
+    return Traceback(trace)
+
+
+def _redact_trace(term: Terminal, trace: Trace) -> None:
+    for stack in trace.stacks:
+        stack.exc_value = term.redact(stack.exc_value)
+        stack.notes = [term.redact(note) for note in stack.notes]
+        for group in stack.exceptions:
+            _redact_trace(term, group)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from rich.text import Text
@@ -34,6 +34,7 @@ from selfhosted_core import (
     Provider,
     SelfHostedError,
 )
+from selfhosted_core._status import endpoint_secrets
 
 __all__ = ["chat", "check", "embed", "load_config", "models", "run_dir"]
 
@@ -70,7 +71,14 @@ def check(args: argparse.Namespace, term: Terminal) -> int:
     An endpoint that answers but says something worth knowing (it does not list the model, a
     model is loading) is reported on stderr without failing the check.
     """
-    report = asyncio.run(_health(load_config(args.config), args.timeout))
+    report = asyncio.run(_health(_configured(args, term), args.timeout))
+    # A detail is the server's own text (a 503's message), which may quote the credentials.
+    report = HealthReport(
+        tuple(
+            replace(entry, detail=term.redact(entry.detail)) if entry.detail else entry
+            for entry in report.endpoints
+        )
+    )
     if args.json:
         term.out.print_json(data=[asdict(entry) for entry in report.endpoints])
     else:
@@ -86,6 +94,13 @@ def check(args: argparse.Namespace, term: Terminal) -> int:
     return 1 if any(entry.status in _FAILING for entry in report.endpoints) else 0
 
 
+def _configured(args: argparse.Namespace, term: Terminal) -> Config:
+    """The config, its secrets handed to the terminal, which then never prints them."""
+    config = load_config(args.config)
+    term.hide(secret for endpoint in config.endpoints for secret in endpoint_secrets(endpoint))
+    return config
+
+
 async def _health(config: Config, timeout: float) -> HealthReport:
     async with Provider(config) as provider:
         return await provider.ahealth(timeout=timeout)
@@ -93,7 +108,7 @@ async def _health(config: Config, timeout: float) -> HealthReport:
 
 def models(args: argparse.Namespace, term: Terminal) -> int:
     """List the configured models; no request is sent."""
-    with Provider(load_config(args.config)) as provider:
+    with Provider(_configured(args, term)) as provider:
         listing = provider.available_models()
     if args.json:
         term.out.print_json(data=[asdict(model) for model in listing], default=sorted)
@@ -105,7 +120,7 @@ def models(args: argparse.Namespace, term: Terminal) -> int:
 def chat(args: argparse.Namespace, term: Terminal) -> int:
     """Send one prompt; stream the answer to stdout, then usage to stderr."""
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    with Provider(load_config(args.config)) as provider:
+    with Provider(_configured(args, term)) as provider:
         model = args.model or _only_model(provider, Capability.CHAT, "chat")
         messages = [Message(role="system", content=args.system)] if args.system else []
         request = ChatRequest(
@@ -143,7 +158,7 @@ def chat(args: argparse.Namespace, term: Terminal) -> int:
 
 def embed(args: argparse.Namespace, term: Terminal) -> int:
     """Embed the texts; print sizes and similarities, or the vectors as JSON."""
-    with Provider(load_config(args.config)) as provider:
+    with Provider(_configured(args, term)) as provider:
         model = args.model or _only_model(provider, Capability.EMBEDDING, "embedding")
         response = provider.embed(EmbeddingRequest(model=model, input=args.texts))
     if args.json:

@@ -8,12 +8,15 @@ blocks, usage.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
 from selfhosted_core import _repair
-from selfhosted_core._status import error_from_event
+from selfhosted_core._replies import validation_reason
+from selfhosted_core._status import error_from_event, redact
 from selfhosted_core._wire import WireChatCompletion, WireErrorDetail, WireMessage, WireToolCall
 from selfhosted_core.errors import ResponseError
 from selfhosted_core.profiles import ServerKind
@@ -82,7 +85,18 @@ class ToolCallTracker:
         valid: list[ToolCall] = []
         invalid: list[InvalidToolCall] = []
         for call in self._calls:
-            result = _repair.finish_tool_call(call.id, call.name, "".join(call.fragments))
+            arguments = "".join(call.fragments)
+            try:
+                result = _repair.finish_tool_call(call.id, call.name, arguments)
+            except RecursionError:
+                # json.loads recurses per nesting level: `[[[[...` from a server must not crash
+                # the answer (nor the `partial` of an error raised for something else).
+                result = InvalidToolCall(
+                    id=call.id,
+                    name=call.name,
+                    arguments=arguments,
+                    error="arguments are nested too deeply to parse",
+                )
             if isinstance(result, ToolCall):
                 valid.append(result)
             else:
@@ -123,7 +137,11 @@ class ToolCallTracker:
 
 
 class Assembler:
-    """Accumulates one answer from stream chunks (or one full response) and repairs it."""
+    """Accumulates one answer from stream chunks (or one full response) and repairs it.
+
+    `secrets` (see `_status.endpoint_secrets`) are redacted from any server text an error
+    quotes: a server may echo the request's key in an error event.
+    """
 
     def __init__(
         self,
@@ -132,8 +150,10 @@ class Assembler:
         endpoint: str,
         server: ServerKind,
         token_modifier: float,
+        secrets: Collection[str] = (),
     ) -> None:
         self._model = model
+        self._secrets = tuple(secrets)
         self._endpoint = endpoint
         self._server = server
         self._token_modifier = token_modifier
@@ -216,14 +236,22 @@ class Assembler:
         )
 
     def _parse(self, data: bytes) -> WireChatCompletion:
+        reason: str | None = None
         try:
             wire = WireChatCompletion.model_validate_json(data)
         except ValidationError as exc:
-            excerpt = data[:200].decode("utf-8", "replace")
-            raise self._malformed(f"malformed JSON from server: {excerpt!r}") from exc
+            reason = validation_reason(exc)
+        if reason is not None:
+            # Raised outside the handler: pydantic's error quotes the body, which may echo a key.
+            excerpt = redact(data[:1000].decode("utf-8", "replace"), self._secrets)[:200]
+            raise self._malformed(f"malformed JSON from server ({reason}): {excerpt!r}")
         if wire.error is not None:
             raise error_from_event(
-                wire.error, model=self._model, endpoint=self._endpoint, partial=self.partial()
+                wire.error,
+                model=self._model,
+                endpoint=self._endpoint,
+                partial=self.partial(),
+                secrets=self._secrets,
             )
         return wire
 
@@ -233,14 +261,18 @@ class Assembler:
         except ValidationError:
             detail = data.decode("utf-8", "replace")
         return error_from_event(
-            detail, model=self._model, endpoint=self._endpoint, partial=self.partial()
+            detail,
+            model=self._model,
+            endpoint=self._endpoint,
+            partial=self.partial(),
+            secrets=self._secrets,
         )
 
     def _absorb(self, wire: WireChatCompletion, *, whole: bool) -> ChatChunk | None:
         if self._first is None:
             self._first = wire
         if wire.timings is not None:
-            self._timings = wire.timings
+            self._timings = _finite_timings(wire.timings)
         chunk_usage = _repair.usage(wire.usage, self._token_modifier)
         if chunk_usage is not None:
             self._usage = chunk_usage
@@ -293,6 +325,18 @@ class Assembler:
         return ResponseError(
             message, model=self._model, endpoint=self._endpoint, partial=self.partial()
         )
+
+
+def _finite_timings(timings: dict[str, Any]) -> dict[str, Any]:
+    """`timings` without NaN and infinities, which the JSON parser accepts and JSON cannot hold.
+
+    A proxy serialising them strictly (FastAPI, LiteLLM's) would fail on the whole answer.
+    """
+    return {
+        key: value
+        for key, value in timings.items()
+        if not (isinstance(value, float) and not math.isfinite(value))
+    }
 
 
 def _timestamp(value: float | None) -> int | None:

@@ -19,8 +19,9 @@ from pydantic_core import PydanticSerializationError, to_json
 from selfhosted_core import _repair
 from selfhosted_core._assemble import Assembler
 from selfhosted_core._http import transport_errors
+from selfhosted_core._replies import not_json, validation_reason
 from selfhosted_core._sse import SSEDecoder
-from selfhosted_core._status import error_from_status, redirect_error
+from selfhosted_core._status import endpoint_secrets, error_from_status, redact, redirect_error
 from selfhosted_core._wire import WireEmbeddingList
 from selfhosted_core.config import ModelEndpoint
 from selfhosted_core.errors import InvalidRequestError, ResponseError
@@ -101,11 +102,12 @@ class CallPlan:
             endpoint=self.endpoint.display_name,
             server=self.server,
             token_modifier=self.endpoint.token_modifier,
+            secrets=endpoint_secrets(self.endpoint),
         )
 
     def decoder(self) -> SSEDecoder:
         """A fresh event-stream decoder for this call's answer."""
-        return SSEDecoder()
+        return SSEDecoder(max_event_bytes=self.endpoint.max_response_bytes)
 
     def raise_for_status(self, response: httpx2.Response) -> None:
         """Raise the typed error for an error status or a redirect; the body must have been read.
@@ -124,14 +126,24 @@ class CallPlan:
                 response.status_code,
                 response.content,
                 retry_after=response.headers.get("retry-after"),
+                secrets=endpoint_secrets(self.endpoint),
                 model=self.model,
                 endpoint=self.endpoint.display_name,
             )
 
+    def json_body(self, response: httpx2.Response) -> bytes:
+        """The read body of a reply that must be JSON; an error status or a web page raises."""
+        self.raise_for_status(response)
+        problem = not_json(response.headers.get("content-type"), response.content)
+        if problem is not None:
+            # The excerpt is the server's text, which may echo the key.
+            problem = redact(problem, endpoint_secrets(self.endpoint))
+            raise self._malformed(f"malformed {urlsplit(self.url).path} response: {problem}")
+        return response.content
+
     def chat_response(self, response: httpx2.Response) -> ChatResponse:
         """The repaired answer of a non-streamed chat call."""
-        self.raise_for_status(response)
-        return self.assembler().feed_response(response.content)
+        return self.assembler().feed_response(self.json_body(response))
 
     def stream_end(self, assembler: Assembler) -> ChatResponse:
         """The final answer once the stream's bytes ran out; a cut-off stream is an error."""
@@ -149,25 +161,32 @@ class CallPlan:
 
         An error status raises its typed error; a body that does not fit raises `ResponseError`.
         """
-        self.raise_for_status(response)
+        body = self.json_body(response)
         try:
-            return wire.model_validate_json(response.content)
+            return wire.model_validate_json(body)
         except ValidationError as exc:
-            path = urlsplit(self.url).path
-            raise self._malformed(f"malformed {path} response: {exc}") from exc
+            reason = validation_reason(exc)
+        # Raised outside the handler: pydantic's error quotes the body, which may echo a key.
+        raise self._malformed(f"malformed {urlsplit(self.url).path} response: {reason}")
 
     def embedding_response(self, response: httpx2.Response, count: int) -> EmbeddingResponse:
         """The vectors in input order, each checked against the configured dimension."""
-        self.raise_for_status(response)
+        body = self.json_body(response)
+        reason: str | None = None
         try:
-            wire = WireEmbeddingList.model_validate_json(response.content)
+            wire = WireEmbeddingList.model_validate_json(body)
             ordered = sorted(
                 enumerate(wire.data),
                 key=lambda item: item[1].index if item[1].index is not None else item[0],
             )
             vectors = [_repair.embedding_vector(entry.embedding) for _, entry in ordered]
-        except (ValidationError, ValueError) as exc:
+        except ValidationError as exc:
+            reason = validation_reason(exc)
+        except ValueError as exc:
             raise self._malformed(f"malformed embeddings response: {exc}") from exc
+        if reason is not None:
+            # Outside the handler, as in `json_reply`.
+            raise self._malformed(f"malformed embeddings response: {reason}")
         if len(vectors) != count:
             raise self._malformed(f"{len(vectors)} embeddings returned for {count} inputs")
         expected = self.endpoint.dimension

@@ -37,8 +37,17 @@ def read_config_file(path: Path) -> Any:
             return tomllib.loads(text)
         if suffix == ".json":
             return json.loads(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        # Their messages give a position, never the offending text.
         raise ConfigurationError(f"{path}: invalid {suffix[1:].upper()}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        problem: str | None = _yaml_problem(exc)
+    else:
+        problem = None
+    if problem is not None:
+        # PyYAML's message quotes the offending line, which may hold a key: only the problem
+        # and its position are kept, and the error is raised outside the handler.
+        raise ConfigurationError(f"{path}: invalid YAML: {problem}")
     raise ConfigurationError(
         f"{path}: unsupported config format {suffix!r}; use .yaml, .toml or .json"
     )
@@ -83,3 +92,12 @@ def _expand_string(text: str, environ: Mapping[str, str], path: str, missing: li
         return ""
 
     return _REFERENCE.sub(substitute, text)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What PyYAML found wrong and where, without the source line it would quote."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"{exc.problem or 'syntax error'}{where}"
+    return type(exc).__name__

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import httpx2
 from pydantic import ValidationError
 
-from selfhosted_core._status import error_from_status, redirect_error
+from selfhosted_core._status import endpoint_secrets, error_from_status, redirect_error
 from selfhosted_core._wire import WireModelList, WireProps, WireVersion
 from selfhosted_core.config import ModelEndpoint
 from selfhosted_core.errors import SelfHostedError
@@ -132,7 +132,12 @@ def _classify(reply: Reply, endpoint: ModelEndpoint) -> tuple[HealthStatus, str]
         return HealthStatus.UNAUTHORIZED, f"HTTP {reply.status}: the API key was refused"
     if reply.status == 503:
         error = error_from_status(
-            503, reply.body, retry_after=None, model=endpoint.id, endpoint=endpoint.display_name
+            503,
+            reply.body,
+            retry_after=None,
+            secrets=endpoint_secrets(endpoint),
+            model=endpoint.id,
+            endpoint=endpoint.display_name,
         )
         return HealthStatus.LOADING, error.message
     return None

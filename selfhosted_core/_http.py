@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx2
 
+from selfhosted_core._sse import EventTooLarge
 from selfhosted_core.config import ModelEndpoint
 from selfhosted_core.errors import EndpointConnectionError, EndpointTimeoutError, ResponseError
 from selfhosted_core.types import ChatResponse
@@ -199,6 +200,9 @@ def transport_errors(
         yield
     except BodyTooLarge as exc:
         raise ResponseError(str(exc), model=model, endpoint=endpoint, partial=partial()) from exc
+    except EventTooLarge as exc:
+        message = f"a stream event exceeds max_response_bytes ({exc.limit} bytes)"
+        raise ResponseError(message, model=model, endpoint=endpoint, partial=partial()) from exc
     except httpx2.TimeoutException as exc:
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise EndpointTimeoutError(

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import secrets
 import string
 import struct
 from collections.abc import Mapping
+from typing import Any
 
 from pydantic import JsonValue
 
@@ -54,6 +56,14 @@ def arguments_text(raw: JsonValue) -> str:
     return json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
 
 
+class _NotJSONError(ValueError):
+    """NaN or Infinity in arguments: Python's json reads them; JSON and its consumers do not."""
+
+
+def _not_json_constant(name: str) -> Any:
+    raise _NotJSONError(f"{name} is not a JSON value")
+
+
 def finish_tool_call(call_id: str, name: str | None, arguments: str) -> ToolCall | InvalidToolCall:
     """Parse a complete call's arguments; a call that does not parse is kept as invalid.
 
@@ -64,10 +74,18 @@ def finish_tool_call(call_id: str, name: str | None, arguments: str) -> ToolCall
     if not name:
         return InvalidToolCall(id=call_id, name=name, arguments=arguments, error="missing name")
     try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
+        parsed = json.loads(text, parse_constant=_not_json_constant)
+    except (json.JSONDecodeError, _NotJSONError) as exc:
         return InvalidToolCall(
             id=call_id, name=name, arguments=arguments, error=f"arguments are not JSON: {exc}"
+        )
+    except RecursionError:
+        # json.loads recurses once per nesting level; `[[[[...` must not crash the answer.
+        return InvalidToolCall(
+            id=call_id,
+            name=name,
+            arguments=arguments,
+            error="arguments are nested too deeply to parse",
         )
     if not isinstance(parsed, dict):
         kind = type(parsed).__name__
@@ -123,11 +141,16 @@ def usage(wire: WireUsage | None, token_modifier: float) -> Usage | None:
 def embedding_vector(raw: list[float] | str) -> list[float]:
     """A vector from floats, or from base64 little-endian float32 (servers that force base64)."""
     if isinstance(raw, list):
-        return raw
-    data = base64.b64decode(raw, validate=True)
-    if len(data) % 4:
-        raise ValueError(f"base64 embedding has {len(data)} bytes, not a multiple of 4")
-    return list(struct.unpack(f"<{len(data) // 4}f", data))
+        vector = raw
+    else:
+        data = base64.b64decode(raw, validate=True)
+        if len(data) % 4:
+            raise ValueError(f"base64 embedding has {len(data)} bytes, not a multiple of 4")
+        vector = list(struct.unpack(f"<{len(data) // 4}f", data))
+    # One C loop: a NaN or an infinity survives the sum (so does an overflow, absurd anyway).
+    if not math.isfinite(sum(vector)):
+        raise ValueError("embedding holds NaN or infinite values")
+    return vector
 
 
 class ThinkSplitter:

@@ -1,16 +1,24 @@
-"""The one table from HTTP error statuses (and mid-stream error events) to typed errors."""
+"""The one table from HTTP error statuses (and mid-stream error events) to typed errors.
+
+A server may quote the request back in its error text ("invalid key Bearer sk-..."). Given
+the endpoint's secrets (`endpoint_secrets`), the errors built here have each replaced by
+`REDACTED` before the text is kept anywhere, so no message, body, log line or traceback
+carries them.
+"""
 
 from __future__ import annotations
 
 import email.utils
+import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from selfhosted_core._wire import WireErrorBody, WireErrorDetail
+from selfhosted_core.config import ModelEndpoint
 from selfhosted_core.errors import (
     APIStatusError,
     AuthenticationError,
@@ -61,6 +69,53 @@ _CONTEXT_WORDING = re.compile(
 )
 
 
+REDACTED = "[redacted]"
+"""What stands in for a secret in any text a server sent back."""
+
+_SHORTEST_SECRET = 4
+"""Shorter header values (`X-Debug: 1`) guard nothing, and redacting them would garble text."""
+
+
+def endpoint_secrets(endpoint: ModelEndpoint) -> tuple[str, ...]:
+    """Every credential `endpoint` sends: its key, its `Authorization` value, its header values.
+
+    Pass the result as `secrets` to `error_from_status` and `error_from_event` (and to the
+    `Assembler`), so what a server quotes back of the request never reaches an error.
+    """
+    secrets: list[str] = []
+    if endpoint.api_key is not None:
+        key = endpoint.api_key.get_secret_value()
+        secrets += [f"Bearer {key}", key]
+    for value in endpoint.headers.values():
+        text = value.get_secret_value()
+        # A server may quote a value trimmed, as HTTP parsers read it.
+        secrets += [form for form in (text, text.strip()) if len(form) >= _SHORTEST_SECRET]
+    return tuple(dict.fromkeys(secret for secret in secrets if secret))
+
+
+def redact(text: str, secrets: Collection[str]) -> str:
+    r"""`text` with every occurrence of each secret replaced by `REDACTED`.
+
+    Each secret is also matched as JSON writes it inside a string (quotes and backslashes
+    escaped, `/` optionally as `\/`), since error bodies are kept as the server's raw JSON.
+    """
+    forms = sorted(set(_written_forms(secrets)), key=len, reverse=True)
+    if not forms or not text:
+        return text
+    # Longest first, so "Bearer <key>" goes as a whole rather than leaving "Bearer ".
+    return re.sub("|".join(map(re.escape, forms)), REDACTED, text)
+
+
+def _written_forms(secrets: Collection[str]) -> Iterator[str]:
+    for secret in secrets:
+        if not secret:
+            continue
+        yield secret
+        escaped = json.dumps(secret, ensure_ascii=True)[1:-1]
+        yield escaped
+        yield escaped.replace("/", "\\/")
+
+
 def error_from_status(
     status: int,
     body: bytes,
@@ -68,10 +123,18 @@ def error_from_status(
     retry_after: str | None,
     model: str,
     endpoint: str,
+    secrets: Collection[str] = (),
 ) -> APIStatusError:
-    """The typed error for an HTTP error response, with the server's own message."""
-    text = body[:2000].decode("utf-8", "replace")
+    """The typed error for an HTTP error response, with the server's own message.
+
+    Every one of `secrets` (see `endpoint_secrets`) is redacted from the message, the body
+    excerpt and the error type; without them the server's text is kept verbatim.
+    """
+    # Redacted before `_describe` cuts an excerpt from it, so no cut leaves half a secret.
+    text = redact(body[:2000].decode("utf-8", "replace"), secrets)
     message, error_type = _describe(body, text)
+    message = redact(message, secrets)
+    error_type = redact(error_type, secrets) if error_type is not None else None
     error = _kind(status, message, error_type)(
         message or f"HTTP {status} from server",
         status_code=status,
@@ -113,12 +176,19 @@ def error_from_event(
     model: str,
     endpoint: str,
     partial: ChatResponse | None,
+    secrets: Collection[str] = (),
 ) -> APIStatusError:
-    """The typed error for an error event inside a 200 stream, keeping what arrived before it."""
+    """The typed error for an error event inside a 200 stream, keeping what arrived before it.
+
+    Every one of `secrets` (see `endpoint_secrets`) is redacted from the message, the body
+    and the error type; without them the server's text is kept verbatim.
+    """
     if isinstance(error, str):
         message, error_type, code = error, None, None
     else:
         message, error_type, code = error.message or "", error.type, error.code
+    message = redact(message, secrets)
+    error_type = redact(error_type, secrets) if error_type is not None else None
     status = code if isinstance(code, int) and 400 <= code < 600 else 500
     return _kind(status, message, error_type)(
         f"error event in stream: {message or 'no message'}",

@@ -23,14 +23,18 @@ class Problems(ValueError):
 class Validated(BaseModel):
     """Every way of building the model reports problems as one `ConfigurationError`.
 
-    The pydantic error is not chained: its text quotes input values, keys among them.
+    The pydantic error is neither chained nor kept as context: it quotes input values, keys
+    among them.
     """
 
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
+            return
         except ValidationError as exc:
-            raise ConfigurationError(format_problems(exc.errors())) from None
+            problems = format_problems(exc.errors())
+        # Raised outside the handler, so not even `__context__` keeps pydantic's error.
+        raise ConfigurationError(problems)
 
     @classmethod
     def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
@@ -38,7 +42,8 @@ class Validated(BaseModel):
         try:
             return super().model_validate(obj, **kwargs)
         except ValidationError as exc:
-            raise ConfigurationError(format_problems(exc.errors())) from None
+            problems = format_problems(exc.errors())
+        raise ConfigurationError(problems)
 
     @classmethod
     def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
@@ -46,7 +51,8 @@ class Validated(BaseModel):
         try:
             return super().model_validate_json(json_data, **kwargs)
         except ValidationError as exc:
-            raise ConfigurationError(format_problems(exc.errors())) from None
+            problems = format_problems(exc.errors())
+        raise ConfigurationError(problems)
 
 
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")

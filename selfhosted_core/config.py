@@ -165,13 +165,19 @@ class ModelEndpoint(Validated):
     @field_validator("headers", mode="before")
     @classmethod
     def _check_headers(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            for name, text in value.items():
-                if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
-                    raise ValueError(f"invalid header name {name!r}")
-                if isinstance(text, str):
-                    check_header_value(text, name)
-        return value
+        if not isinstance(value, dict):
+            return value
+        checked: dict[Any, Any] = {}
+        for name, raw in value.items():
+            if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
+                raise ValueError(f"invalid header name {name!r}")
+            # As with api_key: HTTP drops surrounding whitespace, and h11 refuses it with an
+            # error quoting the value.
+            text = raw.strip() if isinstance(raw, str) else raw
+            if isinstance(text, str):
+                check_header_value(text, name)
+            checked[name] = text
+        return checked
 
     @field_validator("capabilities", mode="before")
     @classmethod
@@ -297,6 +303,8 @@ class RoutingPolicy(Validated):
         max_attempts: Sends per request at most, the first included. A request is resent only
             when no byte of an answer arrived (connection refused or reset, 429, 502, 503),
             on another replica when one can take it, else on the same one after a backoff.
+            A hang-up before any answer is first resent once at once on a fresh connection
+            (it may be a kept-alive connection the server had closed), within one attempt.
         failure_threshold: Consecutive failures that eject an endpoint (its circuit opens).
         cooldown: Seconds an ejected endpoint rests before one request probes it (half-open);
             each endpoint's rest is drawn within +/-20% so replicas do not return in lockstep.

@@ -254,7 +254,8 @@ def _tool_call(where: str, call: _ToolCallIn, model: str | None) -> ToolCall:
         )
     try:
         args = json.loads(arguments) if arguments.strip() else {}
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
+        # json.loads recurses once per nesting level: `[[[[...` is malformed, not a crash.
         args = None
     if not isinstance(args, dict):
         # Servers answer such history with a 5xx (llama-server: "Failed to parse tool call

@@ -29,7 +29,9 @@ from selfhosted_core import _http
 from selfhosted_core._assemble import Assembler
 from selfhosted_core._calls import CallPlan
 from selfhosted_core._failover import Call
-from selfhosted_core._sse import SSEDecoder
+from selfhosted_core._replies import not_a_stream
+from selfhosted_core._sse import EventTooLarge, ServerSentEvent, SSEDecoder
+from selfhosted_core._status import endpoint_secrets, redact
 from selfhosted_core.errors import ResponseError, SelfHostedError
 from selfhosted_core.types import ChatChunk, ChatResponse
 
@@ -47,11 +49,29 @@ def _chunks(decoder: SSEDecoder, assembler: Assembler, data: bytes | None) -> It
     A generator, so the chunks that came in the same read as an error event are delivered
     before the error is raised.
     """
-    events = decoder.close() if data is None else decoder.feed(data)
+    try:
+        events = decoder.close() if data is None else decoder.feed(data)
+    except EventTooLarge as exc:
+        # The events before the oversized one are delivered; transport_errors maps the error.
+        yield from _deliver(assembler, exc.events)
+        raise
+    yield from _deliver(assembler, events)
+
+
+def _deliver(assembler: Assembler, events: list[ServerSentEvent]) -> Iterator[ChatChunk]:
     for event in events:
         chunk = assembler.feed_event(event.data, event=event.event)
         if chunk is not None:
             yield chunk
+
+
+def _check_start(plan: CallPlan, response: httpx2.Response, data: bytes) -> None:
+    """Refuse a 200 that is neither an event stream nor JSON (a proxy's HTML page)."""
+    problem = not_a_stream(response.headers.get("content-type"), data)
+    if problem is not None:
+        # The excerpt is the server's text, which may echo the key.
+        message = redact(problem, endpoint_secrets(plan.endpoint))
+        raise ResponseError(message, model=plan.model, endpoint=plan.endpoint.display_name)
 
 
 Opened = tuple[CallPlan, httpx2.Response]
@@ -144,7 +164,11 @@ class ChatStream(_StreamState):
                         yield from filter(None, [assembler.feed_whole(whole.content)])
                     else:
                         try:
+                            first = True
                             for data in _http.body_chunks(response, plan.endpoint, deadline):
+                                if first:
+                                    first = False
+                                    _check_start(plan, response, data)
                                 yield from _chunks(decoder, assembler, data)
                         except httpx2.HTTPError:
                             # Past [DONE] the answer is whole; a failed drain only costs the
@@ -208,7 +232,11 @@ class AsyncChatStream(_StreamState):
                             yield chunk
                     else:
                         try:
+                            first = True
                             async for data in _http.abody_chunks(response, plan.endpoint, deadline):
+                                if first:
+                                    first = False
+                                    _check_start(plan, response, data)
                                 for chunk in _chunks(decoder, assembler, data):
                                     yield chunk
                         except httpx2.HTTPError:

@@ -250,7 +250,7 @@ async def test_stream_error_status_is_typed(driver: Driver, server: FakeServer) 
 
 async def test_malformed_body_is_a_response_error(driver: Driver, server: FakeServer) -> None:
     server.on("POST", f"/v1{CHAT}", b"<html>200 but not JSON</html>")
-    with pytest.raises(ResponseError, match="malformed JSON"):
+    with pytest.raises(ResponseError, match="expected JSON"):
         await driver.chat(chat())
     server.on("POST", f"/v1{CHAT}", b'{"id": "x", "choices": []}')
     with pytest.raises(ResponseError, match="no choices"):

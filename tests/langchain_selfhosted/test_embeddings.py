@@ -282,7 +282,9 @@ async def test_a_failed_batch_is_retried_alone(
 
 
 async def test_errors_are_langchain_errors(mode: LCDriver, build: Build, fake: FakeServer) -> None:
-    fake.on("POST", EMBED, b'{"error":{"message":"busy"}}', status=429, headers={"retry-after": "0"})
+    fake.on(
+        "POST", EMBED, b'{"error":{"message":"busy"}}', status=429, headers={"retry-after": "0"}
+    )
     with pytest.raises(lc.ModelRateLimitError) as info:
         await mode.documents(build(ONE), ["1"])
     assert isinstance(info.value, RateLimitError)

@@ -8,6 +8,7 @@ figures it measured.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import statistics
@@ -91,6 +92,8 @@ async def test_two_thousand_requests_survive_a_replica_killed_and_restarted(
         model="tiny", messages=[Message(role="user", content="hi")], max_tokens=2, timeout=30.0
     )
     load = Load()
+    # Earlier tests' unreachable clients close their sockets when collected: collect them first.
+    gc.collect()
     fds_before, sockets_before = descriptors(), sockets()
     async with Provider(config) as provider:
 
@@ -147,4 +150,6 @@ async def test_two_thousand_requests_survive_a_replica_killed_and_restarted(
     assert CircuitState.OPEN in load.states
     assert load.served_after_restart["victim"] > 0
     assert final[1].circuit is CircuitState.CLOSED
-    assert (descriptors(), sockets()) == (fds_before, sockets_before)
+    gc.collect()
+    assert descriptors() <= fds_before
+    assert sockets() <= sockets_before

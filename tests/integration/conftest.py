@@ -18,6 +18,7 @@ from selfhosted_core.local import (
     find_llama_server,
 )
 from tests.driver import Driver
+from tests.faults import FaultProxy
 
 API_KEY = "integration-key-not-secret"
 SLOTS = 2
@@ -85,3 +86,17 @@ def config(chat_server: LlamaServer, embedding_server: LlamaServer) -> Config:
 async def driver(request: pytest.FixtureRequest, config: Config) -> AsyncIterator[Driver]:
     async with Provider(config) as provider:
         yield Driver(request.param, provider)
+
+
+@pytest.fixture
+def chat_proxy(chat_server: LlamaServer) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the chat server."""
+    with FaultProxy(chat_server.url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def embedding_proxy(embedding_server: LlamaServer) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the embedding server."""
+    with FaultProxy(embedding_server.url) as proxy:
+        yield proxy

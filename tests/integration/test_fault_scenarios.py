@@ -8,7 +8,6 @@ first, so each fault is met deterministically.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import pytest
@@ -56,12 +55,6 @@ NO_ANSWER_FAULTS = {
 @pytest.fixture(params=["sync", "async"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-def chat_proxy(chat_server: LlamaServer) -> Iterator[FaultProxy]:
-    with FaultProxy(chat_server.url) as proxy:
-        yield proxy
 
 
 def model_of(operation: Operation) -> str:

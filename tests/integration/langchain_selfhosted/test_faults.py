@@ -5,8 +5,7 @@ LangChain's own retries are off (`max_retries=0`), so only the core's failover a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 from langchain_core.exceptions import ModelAPIError, ModelConnectionError
@@ -23,47 +22,10 @@ from selfhosted_core import (
 from selfhosted_core.local import PLAIN_ANSWER_TEXT, LlamaServer
 from tests import faults
 from tests.faults import FaultProxy
-from tests.integration.conftest import API_KEY
+from tests.integration.fault_replicas import ROUTING, A, B, chat_endpoint, embedding_endpoint
 from tests.lc_driver import LCDriver, merged
 
-ROUTING: dict[str, Any] = {"max_attempts": 3, "cooldown": 0.2, "backoff": 0.05}
-A, B = "replica-a", "replica-b"
 TEXTS = ["hello", "world"]
-
-
-def chat_endpoint(url: str, label: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "url": url,
-        "id": "tiny",
-        "label": label,
-        "api_key": API_KEY,
-        "server": "llama.cpp",
-        "capabilities": ["chat"],
-        **extra,
-    }
-
-
-def embedding_endpoint(url: str, label: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "url": url,
-        "id": "minilm",
-        "label": label,
-        "capabilities": ["embedding"],
-        "dimension": 384,
-        **extra,
-    }
-
-
-@pytest.fixture
-def chat_proxy(chat_server: LlamaServer) -> Iterator[FaultProxy]:
-    with FaultProxy(chat_server.url) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def embedding_proxy(embedding_server: LlamaServer) -> Iterator[FaultProxy]:
-    with FaultProxy(embedding_server.url) as proxy:
-        yield proxy
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ error (endpoint, partial answer) as its `__cause__`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 from litellm.exceptions import BadGatewayError, MidStreamFallbackError, ServiceUnavailableError
@@ -24,48 +23,11 @@ from selfhosted_core import (
 from selfhosted_core.local import PLAIN_ANSWER_TEXT, LlamaServer
 from tests import faults
 from tests.faults import FaultProxy
-from tests.integration.conftest import API_KEY
+from tests.integration.fault_replicas import ROUTING, A, B, chat_endpoint, embedding_endpoint
 from tests.litellm_driver import LLDriver, model
 
-ROUTING: dict[str, Any] = {"max_attempts": 3, "cooldown": 0.2, "backoff": 0.05}
-A, B = "replica-a", "replica-b"
 HELLO = [{"role": "user", "content": "Say hello"}]
 TEXTS = ["hello", "world"]
-
-
-def chat_endpoint(url: str, label: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "url": url,
-        "id": "tiny",
-        "label": label,
-        "api_key": API_KEY,
-        "server": "llama.cpp",
-        "capabilities": ["chat"],
-        **extra,
-    }
-
-
-def embedding_endpoint(url: str, label: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "url": url,
-        "id": "minilm",
-        "label": label,
-        "capabilities": ["embedding"],
-        "dimension": 384,
-        **extra,
-    }
-
-
-@pytest.fixture
-def chat_proxy(chat_server: LlamaServer) -> Iterator[FaultProxy]:
-    with FaultProxy(chat_server.url) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def embedding_proxy(embedding_server: LlamaServer) -> Iterator[FaultProxy]:
-    with FaultProxy(embedding_server.url) as proxy:
-        yield proxy
 
 
 @pytest.fixture

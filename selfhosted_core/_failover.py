@@ -98,6 +98,9 @@ class Call:
         now = self._clock()
         if pick.wait > 0 and now + pick.wait >= self._deadline:
             self._router.abandoned(pick.slot)
+            if self._last is not None:
+                # The last failure is the one raised; the ones before it are its attempts.
+                self._last.attempts = tuple(self._failures[:-1])
             raise self._last or EndpointTimeoutError(
                 f"no replica of {self._model!r} is ready within the timeout", model=self._model
             )

@@ -225,6 +225,17 @@ async def test_a_429_whose_retry_after_outlasts_the_timeout_is_raised(
     assert (caught.value.retry_after, replicas.seen) == (30.0, ["gpu-2.test"])
 
 
+async def test_giving_up_before_a_wait_past_the_timeout_lists_the_earlier_attempts(
+    driver: Driver, replicas: Replicas
+) -> None:
+    busy = status(429, BUSY, **{"retry-after": "30"})
+    replicas.script("gpu-2.test", refused, busy, ok)
+    with pytest.raises(RateLimitError) as caught:
+        await driver.chat(chat(endpoint="gpu-2", timeout=2.0))
+    assert replicas.seen == ["gpu-2.test"] * 2
+    assert caught.value.attempts == ("gpu-2: EndpointConnectionError",)
+
+
 async def test_an_endpoint_that_keeps_failing_is_ejected_and_left_alone(
     driver: Driver, replicas: Replicas
 ) -> None:

@@ -1,0 +1,118 @@
+"""One client in its own process: checked once, then timed on the runner's command.
+
+`python -m benchmarks.worker NAME BASE_URL` reads one JSON command per line from stdin and
+answers one JSON line on stdout. Measuring in a process of its own keeps each client's
+imports, threads and garbage out of every other client's CPU figures.
+
+Commands:
+    {"op": "check", "mode": M}         one request, its answer compared with the canned one
+    {"op": "run", "mode": M, "n": N}   N requests: {"cpu": seconds, "wall": seconds}
+    {"op": "rss"}                      {"rss": bytes} of this process now
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks import payloads
+from benchmarks.clients import CLIENTS, Answer, Client
+
+CONCURRENCY = 64
+MODES = ("chat", "stream", "embed", "achat")
+
+
+def expected(mode: str) -> Answer:
+    """The answer every client must give in `mode`."""
+    if mode == "stream":
+        return payloads.STREAM_TEXT
+    if mode == "embed":
+        return payloads.EMBEDDING_ROWS_DATA
+    return payloads.CHAT_TEXT
+
+
+def same(answer: Answer, wanted: Answer) -> bool:
+    """Whether a client's answer is the canned one (vectors to float precision)."""
+    if isinstance(wanted, str) or isinstance(answer, str):
+        return answer == wanted
+    return len(answer) == len(wanted) and all(
+        len(row) == len(other) and all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(row, other))
+        for row, other in zip(answer, wanted)
+    )
+
+
+class Worker:
+    """Runs one client's requests on command, with a persistent event loop for `achat`."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(client.astart())
+
+    def sync_request(self, mode: str) -> Callable[[], Answer]:
+        request = {
+            "chat": self.client.chat,
+            "stream": self.client.stream,
+            "embed": self.client.embed,
+        }[mode]
+        if request is None:
+            raise ValueError(f"{self.client.name} has no {mode} mode")
+        return request
+
+    async def _batch(self, count: int) -> list[str]:
+        remaining = count
+        answers: list[str] = []
+
+        async def lane() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                answers.append(await self.client.achat())
+
+        await asyncio.gather(*(lane() for _ in range(min(CONCURRENCY, count))))
+        return answers
+
+    def answers(self, mode: str, count: int) -> list[Answer]:
+        """Do `count` requests in `mode`; async ones `CONCURRENCY` at a time."""
+        if mode == "achat":
+            return list(self.loop.run_until_complete(self._batch(count)))
+        request = self.sync_request(mode)
+        return [request() for _ in range(count)]
+
+    def handle(self, command: dict[str, Any]) -> dict[str, Any]:
+        if command["op"] == "rss":
+            with open("/proc/self/statm") as statm:
+                pages = int(statm.read().split()[1])
+            return {"rss": pages * 4096}
+        mode = command["mode"]
+        if command["op"] == "check":
+            wrong = [a for a in self.answers(mode, 2) if not same(a, expected(mode))]
+            if wrong:
+                return {"error": f"{self.client.name} {mode} answered {str(wrong[0])[:200]!r}"}
+            return {"ok": True}
+        count = int(command["n"])
+        cpu, wall = time.process_time(), time.perf_counter()
+        self.answers(mode, count)
+        return {"cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall}
+
+
+def main() -> None:
+    """Serve the runner's commands until stdin closes."""
+    name, base_url = sys.argv[1], sys.argv[2]
+    worker = Worker(CLIENTS[name](base_url))
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        try:
+            reply = worker.handle(json.loads(line))
+        except Exception as exc:  # noqa: BLE001 - reported to the runner, which names the client
+            reply = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        print(json.dumps(reply), flush=True)
+
+
+if __name__ == "__main__":
+    main()

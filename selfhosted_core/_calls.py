@@ -18,7 +18,7 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from selfhosted_core import _repair
 from selfhosted_core._assemble import Assembler
-from selfhosted_core._http import transport_errors
+from selfhosted_core._http import Whole, client_headers, parsed_url, transport_errors
 from selfhosted_core._replies import not_json, validation_reason
 from selfhosted_core._sse import SSEDecoder
 from selfhosted_core._status import endpoint_secrets, error_from_status, redact, redirect_error
@@ -78,13 +78,16 @@ class CallPlan:
             stream=stream,
         )
 
-    def request(
-        self, client: httpx2.Client | httpx2.AsyncClient, timeout: httpx2.Timeout
-    ) -> httpx2.Request:
-        """The HTTP request, built on the endpoint's own client (its headers, its key)."""
-        headers = _SSE_HEADERS if self.stream else _JSON_HEADERS
-        return client.build_request(
-            "POST", self.url, content=self.body, headers=headers, timeout=timeout
+    def request(self, timeout: httpx2.Timeout) -> httpx2.Request:
+        """The HTTP request: the endpoint's headers (its key) and this call's timeouts."""
+        headers = {
+            **client_headers(self.endpoint),
+            **(_SSE_HEADERS if self.stream else _JSON_HEADERS),
+        }
+        extensions = {"timeout": timeout.as_dict()}
+        url = parsed_url(self.url)
+        return httpx2.Request(
+            "POST", url, headers=headers, content=self.body, extensions=extensions
         )
 
     def errors(
@@ -109,7 +112,7 @@ class CallPlan:
         """A fresh event-stream decoder for this call's answer."""
         return SSEDecoder(max_event_bytes=self.endpoint.max_response_bytes)
 
-    def raise_for_status(self, response: httpx2.Response) -> None:
+    def raise_for_status(self, response: Whole) -> None:
         """Raise the typed error for an error status or a redirect; the body must have been read.
 
         Redirects are never followed: the endpoint's key would go to wherever they point.
@@ -131,7 +134,7 @@ class CallPlan:
                 endpoint=self.endpoint.display_name,
             )
 
-    def json_body(self, response: httpx2.Response) -> bytes:
+    def json_body(self, response: Whole) -> bytes:
         """The read body of a reply that must be JSON; an error status or a web page raises."""
         self.raise_for_status(response)
         problem = not_json(response.headers.get("content-type"), response.content)
@@ -141,7 +144,7 @@ class CallPlan:
             raise self._malformed(f"malformed {urlsplit(self.url).path} response: {problem}")
         return response.content
 
-    def chat_response(self, response: httpx2.Response) -> ChatResponse:
+    def chat_response(self, response: Whole) -> ChatResponse:
         """The repaired answer of a non-streamed chat call."""
         return self.assembler().feed_response(self.json_body(response))
 
@@ -156,7 +159,7 @@ class CallPlan:
             )
         return assembler.result()
 
-    def json_reply(self, response: httpx2.Response, wire: type[WireT]) -> WireT:
+    def json_reply(self, response: Whole, wire: type[WireT]) -> WireT:
         """The read body validated as `wire`.
 
         An error status raises its typed error; a body that does not fit raises `ResponseError`.
@@ -169,7 +172,7 @@ class CallPlan:
         # Raised outside the handler: pydantic's error quotes the body, which may echo a key.
         raise self._malformed(f"malformed {urlsplit(self.url).path} response: {reason}")
 
-    def embedding_response(self, response: httpx2.Response, count: int) -> EmbeddingResponse:
+    def embedding_response(self, response: Whole, count: int) -> EmbeddingResponse:
         """The vectors in input order, each checked against the configured dimension."""
         body = self.json_body(response)
         reason: str | None = None

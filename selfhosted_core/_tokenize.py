@@ -23,9 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
-import httpx2
-
 from selfhosted_core._calls import CallPlan
+from selfhosted_core._http import Whole
 from selfhosted_core._request import wire_messages
 from selfhosted_core._wire import WirePrompt, WireTokenCount, WireTokens
 from selfhosted_core.config import ModelEndpoint
@@ -33,7 +32,7 @@ from selfhosted_core.errors import InvalidRequestError, NotSupportedError
 from selfhosted_core.profiles import PROFILES, ServerKind, profile_for
 from selfhosted_core.types import EndpointHealth, Message
 
-TokenCount = Generator[CallPlan, httpx2.Response, int]
+TokenCount = Generator[CallPlan, Whole, int]
 
 
 def check(model: str, text: str | None, messages: Sequence[Message] | None) -> None:
@@ -95,7 +94,7 @@ def count(
     return _count(post("/tokenize", {"model": endpoint.upstream_model, "messages": wire}))
 
 
-def advance(steps: TokenCount, response: httpx2.Response) -> CallPlan | int:
+def advance(steps: TokenCount, response: Whole) -> CallPlan | int:
     """Hand the read response to the protocol: the next call to make, or the count."""
     try:
         return steps.send(response)

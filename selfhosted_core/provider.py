@@ -212,7 +212,7 @@ class Provider:
             step: CallPlan | int = next(steps)
             while isinstance(step, CallPlan):
                 with step.errors():
-                    sent = _http.send(client, step.request(client, call.timeouts(endpoint)))
+                    sent = _http.send(client, step.request(call.timeouts(endpoint)))
                     response = _http.read_whole(sent, endpoint, call.deadline(endpoint))
                 step = _tokenize.advance(steps, response)
             return step
@@ -239,7 +239,7 @@ class Provider:
             step: CallPlan | int = next(steps)
             while isinstance(step, CallPlan):
                 with step.errors():
-                    sent = await _http.asend(client, step.request(client, call.timeouts(endpoint)))
+                    sent = await _http.asend(client, step.request(call.timeouts(endpoint)))
                     response = await _http.aread_whole(sent, endpoint, call.deadline(endpoint))
                 step = _tokenize.advance(steps, response)
             return step
@@ -372,7 +372,7 @@ class Provider:
                 plan = planner(slot)
                 client = self._client(slot)
                 with plan.errors():
-                    request = plan.request(client, call.timeouts(plan.endpoint))
+                    request = plan.request(call.timeouts(plan.endpoint))
                     response = _http.send(client, request)
                     answered = True
                     if response.status_code >= 300:
@@ -400,7 +400,7 @@ class Provider:
                 plan = planner(slot)
                 client = self._aclient(slot)
                 with plan.errors():
-                    request = plan.request(client, call.timeouts(plan.endpoint))
+                    request = plan.request(call.timeouts(plan.endpoint))
                     response = await _http.asend(client, request)
                     answered = True
                     if response.status_code >= 300:

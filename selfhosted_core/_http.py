@@ -84,8 +84,19 @@ def new_client(endpoint: ModelEndpoint, transport: httpx2.BaseTransport | None) 
 def new_async_client(
     endpoint: ModelEndpoint, transport: httpx2.AsyncBaseTransport | None
 ) -> httpx2.AsyncClient:
-    """A pooled async client for one endpoint, for use on the event loop that created it."""
-    return httpx2.AsyncClient(transport=transport, **client_options(endpoint))
+    """A pooled async client for one endpoint, for use on the event loop that created it.
+
+    Without an injected transport it sends through aiohttp (`_aiohttp`), imported here so a
+    program that never goes async does not pay for importing it.
+    """
+    options = client_options(endpoint)
+    if transport is None:
+        from selfhosted_core._aiohttp import AiohttpTransport  # noqa: PLC0415
+
+        transport = AiohttpTransport(
+            max_connections=options["limits"].max_connections, verify=options["verify"]
+        )
+    return httpx2.AsyncClient(transport=transport, **options)
 
 
 def _dispatch(client: httpx2.Client, request: httpx2.Request) -> httpx2.Response:

@@ -1,0 +1,138 @@
+"""The aiohttp transport: httpx2's errors for aiohttp's, timeouts as httpx2 applies them, and
+connections that are only reused when their answer was read to its end."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import httpx2
+import pytest
+from aiohttp import web
+
+from selfhosted_core import ChatRequest, Config, Provider
+from selfhosted_core._aiohttp import AiohttpTransport, _mapped
+from selfhosted_core.errors import EndpointTimeoutError
+from tests.core import payloads
+from tests.core.harness import FakeServer, user
+
+
+@pytest.mark.parametrize(
+    ("raised", "body", "expected"),
+    [
+        (aiohttp.ConnectionTimeoutError("connecting"), False, httpx2.ConnectTimeout),
+        (aiohttp.SocketTimeoutError("reading"), False, httpx2.ReadTimeout),
+        (aiohttp.SocketTimeoutError("reading"), True, httpx2.ReadTimeout),
+        (asyncio.TimeoutError(), True, httpx2.ReadTimeout),
+        (aiohttp.ServerDisconnectedError(), False, httpx2.RemoteProtocolError),
+        (aiohttp.ServerDisconnectedError(), True, httpx2.RemoteProtocolError),
+        (aiohttp.ClientPayloadError("cut"), True, httpx2.RemoteProtocolError),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), False, httpx2.ConnectError),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), True, httpx2.ReadError),
+    ],
+)
+def test_aiohttp_errors_become_the_httpx2_errors_the_core_maps(
+    raised: Exception, body: bool, expected: type[httpx2.HTTPError]
+) -> None:
+    with pytest.raises(expected) as caught, _mapped(body=body):
+        raise raised
+    assert caught.value.__cause__ is raised
+
+
+def test_a_hang_up_before_the_headers_reads_as_httpx2s_so_the_stale_connection_resend_applies() -> (
+    None
+):
+    with pytest.raises(httpx2.RemoteProtocolError, match="without sending a response"):
+        with _mapped(body=False):
+            raise aiohttp.ServerDisconnectedError()
+
+
+async def test_async_calls_go_through_aiohttp_unless_a_transport_is_given() -> None:
+    config = Config(endpoints=[{"url": "http://127.0.0.1:9", "id": "tiny"}])
+    async with Provider(config) as provider:
+        client = provider._aclient(0)
+        assert isinstance(
+            client._transport_for_url(httpx2.URL(config.endpoints[0].api_base)), AiohttpTransport
+        )
+    fake = FakeServer()
+    fake.on("POST", "/v1/chat/completions", payloads.VLLM_REASONING)
+    async with Provider(config, async_transport=fake.transport) as provider:
+        answer = await provider.achat(ChatRequest(model="tiny", messages=user()))
+    assert answer.content
+    assert len(fake.requests) == 1
+
+
+TICK = b'data: {"choices":[{"index":0,"delta":{"content":"tick "}}]}\n\n'
+DONE = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+
+
+@pytest.fixture
+async def ticking() -> AsyncIterator[tuple[str, list[object]]]:
+    """A server streaming ten ticks 50 ms apart; it notes the connection of every request."""
+    connections: list[object] = []
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        connections.append(request.transport)
+        body = await request.json()
+        if not body.get("stream"):
+            return web.json_response(
+                {
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "Hi."},
+                            "finish_reason": "stop",
+                        }
+                    ]
+                }
+            )
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for _ in range(10):
+            await response.write(TICK)
+            await asyncio.sleep(0.05)
+        await response.write(DONE)
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}", connections
+    await runner.cleanup()
+
+
+async def test_a_stream_left_early_closes_its_connection_and_the_next_call_gets_a_fresh_one(
+    ticking: tuple[str, list[object]],
+) -> None:
+    url, connections = ticking
+    async with Provider(Config(endpoints=[{"url": url, "id": "tiny"}])) as provider:
+        request = ChatRequest(model="tiny", messages=user())
+        async with provider.astream(request) as stream:
+            async for chunk in stream:
+                assert chunk.content == "tick "
+                break
+        answer = await provider.achat(request)
+        assert answer.content == "Hi."
+        second = await provider.achat(request)
+    assert second.content == "Hi."
+    # The left stream's connection was not reused; the whole answers' connection was.
+    assert connections[1] is not connections[0]
+    assert connections[2] is connections[1]
+
+
+async def test_the_idle_timeout_bounds_each_body_read_once_the_headers_arrived(
+    ticking: tuple[str, list[object]],
+) -> None:
+    url, _ = ticking
+    config = Config(endpoints=[{"url": url, "id": "tiny", "idle_timeout": 0.01}])
+    async with Provider(config) as provider:
+        stream = provider.astream(ChatRequest(model="tiny", messages=user()))
+        with pytest.raises(EndpointTimeoutError, match="timed out") as caught:
+            async for _ in stream:
+                pass
+    assert isinstance(caught.value.__cause__, httpx2.ReadTimeout)

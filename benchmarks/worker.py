@@ -4,8 +4,10 @@
 answers one JSON line on stdout. Measuring in a process of its own keeps each client's
 imports, threads and garbage out of every other client's CPU figures.
 
+Once its client is built it says {"ready": true, "modes": [the modes the client offers]}.
+
 Commands:
-    {"op": "check", "mode": M}         one request, its answer compared with the canned one
+    {"op": "check", "mode": M}         two requests, their answers compared with the canned one
     {"op": "run", "mode": M, "n": N}   N requests: {"cpu": seconds, "wall": seconds}
     {"op": "rss"}                      {"rss": bytes} of this process now
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -41,8 +44,9 @@ def same(answer: Answer, wanted: Answer) -> bool:
     if isinstance(wanted, str) or isinstance(answer, str):
         return answer == wanted
     return len(answer) == len(wanted) and all(
-        len(row) == len(other) and all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(row, other))
-        for row, other in zip(answer, wanted)
+        len(row) == len(other)
+        and all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(row, other, strict=True))
+        for row, other in zip(answer, wanted, strict=True)
     )
 
 
@@ -54,7 +58,18 @@ class Worker:
         self.loop = asyncio.new_event_loop()
         self.loop.run_until_complete(client.astart())
 
+    def modes(self) -> list[str]:
+        """The modes the client offers, in `MODES` order."""
+        offered = {
+            "chat": self.client.chat is not None,
+            "stream": self.client.stream is not None,
+            "embed": self.client.embed is not None,
+            "achat": self.client.has_async,
+        }
+        return [mode for mode in MODES if offered[mode]]
+
     def sync_request(self, mode: str) -> Callable[[], Answer]:
+        """The client's one-request function for a sync mode."""
         request = {
             "chat": self.client.chat,
             "stream": self.client.stream,
@@ -85,10 +100,11 @@ class Worker:
         return [request() for _ in range(count)]
 
     def handle(self, command: dict[str, Any]) -> dict[str, Any]:
+        """The reply to one command."""
         if command["op"] == "rss":
             with open("/proc/self/statm") as statm:
                 pages = int(statm.read().split()[1])
-            return {"rss": pages * 4096}
+            return {"rss": pages * os.sysconf("SC_PAGE_SIZE")}
         mode = command["mode"]
         if command["op"] == "check":
             wrong = [a for a in self.answers(mode, 2) if not same(a, expected(mode))]
@@ -104,14 +120,19 @@ class Worker:
 def main() -> None:
     """Serve the runner's commands until stdin closes."""
     name, base_url = sys.argv[1], sys.argv[2]
+    # The replies get the real stdout to themselves: a client library printing to stdout (litellm
+    # does, on errors) would otherwise break the protocol, so its chatter goes to stderr.
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
     worker = Worker(CLIENTS[name](base_url))
-    print(json.dumps({"ready": True}), flush=True)
+    print(json.dumps({"ready": True, "modes": worker.modes()}), file=replies, flush=True)
     for line in sys.stdin:
         try:
             reply = worker.handle(json.loads(line))
-        except Exception as exc:  # noqa: BLE001 - reported to the runner, which names the client
+        except Exception as exc:  # reported to the runner, which names the client
             reply = {"error": f"{type(exc).__name__}: {exc}"[:500]}
-        print(json.dumps(reply), flush=True)
+        print(json.dumps(reply), file=replies, flush=True)
 
 
 if __name__ == "__main__":

@@ -43,9 +43,11 @@ def test_aiohttp_errors_become_the_httpx2_errors_the_core_maps(
 def test_a_hang_up_before_the_headers_reads_as_httpx2s_so_the_stale_connection_resend_applies() -> (
     None
 ):
-    with pytest.raises(httpx2.RemoteProtocolError, match="without sending a response"):
-        with _mapped(body=False):
-            raise aiohttp.ServerDisconnectedError()
+    with (
+        pytest.raises(httpx2.RemoteProtocolError, match="without sending a response"),
+        _mapped(body=False),
+    ):
+        raise aiohttp.ServerDisconnectedError()
 
 
 async def test_async_calls_go_through_aiohttp_unless_a_transport_is_given() -> None:

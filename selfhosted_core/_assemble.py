@@ -170,6 +170,9 @@ class Assembler:
 
     def feed_event(self, data: bytes, *, event: str | None = None) -> ChatChunk | None:
         """Take one SSE event's data; returns what it adds, or None when it adds nothing."""
+        if event is None and data[:1] == b"{":
+            # The common case, first: a JSON chunk (checked per token, so kept cheap).
+            return self._absorb(self._parse(data), whole=False)
         if event == "error":
             raise self._error_event(data)
         if data == _DONE or data.strip() == _DONE:
@@ -273,9 +276,11 @@ class Assembler:
             self._first = wire
         if wire.timings is not None:
             self._timings = _finite_timings(wire.timings)
-        chunk_usage = _repair.usage(wire.usage, self._token_modifier)
-        if chunk_usage is not None:
-            self._usage = chunk_usage
+        chunk_usage = None
+        if wire.usage is not None:
+            chunk_usage = _repair.usage(wire.usage, self._token_modifier)
+            if chunk_usage is not None:
+                self._usage = chunk_usage
         content = reasoning = ""
         tool_chunks: tuple[ToolCallChunk, ...] = ()
         finish: str | None = None
@@ -285,10 +290,10 @@ class Assembler:
             message = choice.message or choice.delta
             if message is not None:
                 reasoning, content, tool_chunks = self._message(message, whole=whole)
-            finish = _repair.finish_reason(
-                choice.finish_reason, has_tool_calls=self._tools.has_calls
-            )
-            if finish is not None:
+            if choice.finish_reason is not None:
+                finish = _repair.finish_reason(
+                    choice.finish_reason, has_tool_calls=self._tools.has_calls
+                )
                 self._finish = finish
         if not (content or reasoning or tool_chunks or finish or chunk_usage):
             return None
@@ -316,9 +321,9 @@ class Assembler:
             self._reasoning.append(reasoning)
         if content:
             self._content.append(content)
-        tool_chunks = tuple(
-            self._tools.feed(delta, whole=whole) for delta in message.tool_calls or ()
-        )
+        if not message.tool_calls:
+            return reasoning, content, ()
+        tool_chunks = tuple(self._tools.feed(delta, whole=whole) for delta in message.tool_calls)
         return reasoning, content, tool_chunks
 
     def _malformed(self, message: str) -> ResponseError:

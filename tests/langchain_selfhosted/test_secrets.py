@@ -239,7 +239,10 @@ async def test_logs_debug_output_and_callbacks_never_show_secrets(
     out, err = capsys.readouterr()
     assert "[llm/start]" in out  # debug output was on
     assert recorder.seen
-    assert {"httpx2", "httpcore2"} <= {record.name.split(".")[0] for record in caplog.records}
+    if lc.mode == "sync":
+        # The capture worked: the HTTP layer logged its requests. Async calls go through
+        # aiohttp, which logs none.
+        assert "httpcore2" in {record.name.split(".")[0] for record in caplog.records}
     assert_hidden(out + err, "LangChain's debug output")
     assert_hidden("\n".join(recorder.seen), "the callbacks' arguments")
     for record in caplog.records:

@@ -18,7 +18,7 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from selfhosted_core import _repair
 from selfhosted_core._assemble import Assembler
-from selfhosted_core._http import Whole, client_headers, parsed_url, transport_errors
+from selfhosted_core._http import RequestHeaders, Whole, parsed_url, transport_errors
 from selfhosted_core._replies import not_json, validation_reason
 from selfhosted_core._sse import SSEDecoder
 from selfhosted_core._status import endpoint_secrets, error_from_status, redact, redirect_error
@@ -28,8 +28,6 @@ from selfhosted_core.errors import InvalidRequestError, ResponseError
 from selfhosted_core.profiles import ServerKind
 from selfhosted_core.types import ChatResponse, EmbeddingResponse
 
-_JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
-_SSE_HEADERS = {"content-type": "application/json", "accept": "text/event-stream"}
 WireT = TypeVar("WireT", bound=BaseModel)
 
 
@@ -78,17 +76,19 @@ class CallPlan:
             stream=stream,
         )
 
-    def request(self, timeout: httpx2.Timeout) -> httpx2.Request:
+    def request(self, timeout: httpx2.Timeout, headers: RequestHeaders) -> httpx2.Request:
         """The HTTP request: the endpoint's headers (its key) and this call's timeouts."""
-        headers = {
-            **client_headers(self.endpoint),
-            **(_SSE_HEADERS if self.stream else _JSON_HEADERS),
-        }
-        extensions = {"timeout": timeout.as_dict()}
-        url = parsed_url(self.url)
-        return httpx2.Request(
-            "POST", url, headers=headers, content=self.body, extensions=extensions
+        sent = httpx2.Headers(headers.sse if self.stream else headers.json)
+        sent["content-length"] = str(len(self.body))
+        request = httpx2.Request(
+            "POST",
+            parsed_url(self.url),
+            headers=sent,
+            stream=httpx2.ByteStream(self.body),
+            extensions={"timeout": timeout.as_dict()},
         )
+        request.read()
+        return request
 
     def errors(
         self, partial: Callable[[], ChatResponse | None] = lambda: None

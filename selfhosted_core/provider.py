@@ -73,6 +73,7 @@ class Provider:
         self._router = Router(self.config)
         self._servers: list[ServerKind | None] = [e.server for e in self.config.endpoints]
         self._reported_context: list[int | None] = [None] * len(self.config.endpoints)
+        self._headers = [_http.RequestHeaders.of(e) for e in self.config.endpoints]
         self._transport = transport
         self._async_transport = async_transport
         self._pools = SyncPools(self, self._new_client)
@@ -212,7 +213,9 @@ class Provider:
             step: CallPlan | int = next(steps)
             while isinstance(step, CallPlan):
                 with step.errors():
-                    sent = _http.send(client, step.request(call.timeouts(endpoint)))
+                    sent = _http.send(
+                        client, step.request(call.timeouts(endpoint), self._headers[slot])
+                    )
                     response = _http.read_whole(sent, endpoint, call.deadline(endpoint))
                 step = _tokenize.advance(steps, response)
             return step
@@ -239,7 +242,9 @@ class Provider:
             step: CallPlan | int = next(steps)
             while isinstance(step, CallPlan):
                 with step.errors():
-                    sent = await _http.asend(client, step.request(call.timeouts(endpoint)))
+                    sent = await _http.asend(
+                        client, step.request(call.timeouts(endpoint), self._headers[slot])
+                    )
                     response = await _http.aread_whole(sent, endpoint, call.deadline(endpoint))
                 step = _tokenize.advance(steps, response)
             return step
@@ -372,7 +377,7 @@ class Provider:
                 plan = planner(slot)
                 client = self._client(slot)
                 with plan.errors():
-                    request = plan.request(call.timeouts(plan.endpoint))
+                    request = plan.request(call.timeouts(plan.endpoint), self._headers[slot])
                     response = _http.send(client, request)
                     answered = True
                     if response.status_code >= 300:
@@ -400,7 +405,7 @@ class Provider:
                 plan = planner(slot)
                 client = self._aclient(slot)
                 with plan.errors():
-                    request = plan.request(call.timeouts(plan.endpoint))
+                    request = plan.request(call.timeouts(plan.endpoint), self._headers[slot])
                     response = await _http.asend(client, request)
                     answered = True
                     if response.status_code >= 300:

@@ -4,24 +4,28 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PACKAGES := selfhosted_cli selfhosted_core integrations/langchain_selfhosted integrations/litellm_selfhosted
 
-.PHONY: demo test lint typecheck pytest format clean
+.PHONY: demo bench test lint typecheck pytest format clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[all,dev,bench]'
 	touch $@
 
 # The whole product on embedded local servers; the first run builds llama-server (~4 min).
 demo: $(BIN)/.installed
 	$(BIN)/selfhosted demo
 
+# Every client against a canned server; prints the tables and writes benchmarks/results/.
+bench: $(BIN)/.installed
+	$(BIN)/python -m benchmarks
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
 typecheck: $(BIN)/.installed
-	$(BIN)/mypy $(PACKAGES) tests notebooks/strip.py
+	$(BIN)/mypy $(PACKAGES) tests notebooks/strip.py benchmarks
 
 pytest: $(BIN)/.installed
 	$(BIN)/pytest

@@ -2,117 +2,140 @@
 
 Every client answers with what a user wants from the reply (the text, or the vectors), and
 the worker checks that answer against the canned one before timing it, so a client that
-skipped the work could not look fast. A client offers the modes it has: `chat`, `stream`,
-`embed` (sync) and `achat` (async, run at concurrency 64).
+skipped the work could not look fast. A client offers the modes in its `modes`: `chat`,
+`stream`, `embed` (sync) and `achat` (async, run at concurrency 64).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from benchmarks import payloads
 
-MESSAGES = [{"role": "user", "content": "Say something about foxes."}]
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+
+MESSAGES: list[dict[str, str]] = [{"role": "user", "content": "Say something about foxes."}]
 KEY = "bench-key"
 Answer = str | list[list[float]]
+SYNC_AND_ASYNC = ("chat", "stream", "embed", "achat")
 
 
 class Client:
-    """A client's one-request functions; modes it lacks are None."""
+    """One library's way of making each kind of request; `modes` says which it offers."""
 
-    name: str = ""
-    group: str = "peer"
+    name: ClassVar[str] = ""
+    group: ClassVar[str] = "peer"
+    modes: ClassVar[tuple[str, ...]] = SYNC_AND_ASYNC
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
 
-    chat: Callable[[], str] | None = None
-    stream: Callable[[], str] | None = None
-    embed: Callable[[], list[list[float]]] | None = None
+    def chat(self) -> str:
+        """One chat completion: its text."""
+        raise NotImplementedError
+
+    def stream(self) -> str:
+        """One streamed chat completion, every delta consumed: its text."""
+        raise NotImplementedError
+
+    def embed(self) -> list[list[float]]:
+        """One embeddings request of the 16 inputs: the vectors."""
+        raise NotImplementedError
 
     async def astart(self) -> None:
         """Create what must be created inside the event loop."""
 
     async def achat(self) -> str:
-        """One async chat request."""
+        """One async chat completion: its text."""
         raise NotImplementedError
 
-    has_async: bool = False
+    async def aclose(self) -> None:
+        """Close what `astart` opened, inside the event loop."""
 
 
 class Httpx2(Client):
     """The floor: a raw httpx2 POST and `json.loads`, nothing more."""
 
-    name, group, has_async = "httpx2 + json.loads", "floor", True
+    name, group = "httpx2 + json.loads", "floor"
 
     def __init__(self, base_url: str) -> None:
         import httpx2  # noqa: PLC0415
 
         super().__init__(base_url)
         self.client = httpx2.Client(headers={"authorization": f"Bearer {KEY}"})
-        self.aclient: Any = None
-        self.chat, self.stream, self.embed = self._chat, self._stream, self._embed
+        self.aclient = httpx2.AsyncClient(headers={"authorization": f"Bearer {KEY}"})
 
     def _post(self, path: str, payload: dict[str, Any]) -> Any:
         reply = self.client.post(self.base_url + path, json=payload)
         reply.raise_for_status()
         return json.loads(reply.content)
 
-    def _chat(self) -> str:
+    def chat(self) -> str:
+        """One chat completion: its text."""
         reply = self._post("/chat/completions", {"model": "bench", "messages": MESSAGES})
         return str(reply["choices"][0]["message"]["content"])
 
-    def _stream(self) -> str:
+    def stream(self) -> str:
+        """One streamed chat completion: the `data:` lines parsed, the deltas joined."""
         payload = {"model": "bench", "messages": MESSAGES, "stream": True}
-        parts = []
+        parts: list[str] = []
         with self.client.stream("POST", self.base_url + "/chat/completions", json=payload) as r:
             for line in r.iter_lines():
                 if line.startswith("data: ") and line != "data: [DONE]":
-                    for choice in json.loads(line[6:])["choices"]:
-                        parts.append(choice["delta"].get("content") or "")
+                    parts.extend(
+                        choice["delta"].get("content") or ""
+                        for choice in json.loads(line[6:])["choices"]
+                    )
         return "".join(parts)
 
-    def _embed(self) -> list[list[float]]:
+    def embed(self) -> list[list[float]]:
+        """One embeddings request: the vectors."""
         reply = self._post("/embeddings", {"model": "bench", "input": payloads.EMBEDDING_INPUTS})
         return [row["embedding"] for row in reply["data"]]
 
-    async def astart(self) -> None:
-        import httpx2  # noqa: PLC0415
-
-        self.aclient = httpx2.AsyncClient(headers={"authorization": f"Bearer {KEY}"})
-
     async def achat(self) -> str:
+        """One async chat completion: its text."""
         payload = {"model": "bench", "messages": MESSAGES}
         reply = await self.aclient.post(self.base_url + "/chat/completions", json=payload)
         reply.raise_for_status()
         return str(json.loads(reply.content)["choices"][0]["message"]["content"])
 
+    async def aclose(self) -> None:
+        """Close the async client."""
+        await self.aclient.aclose()
+
 
 class Aiohttp(Client):
     """The async floor: an aiohttp session POST and `json.loads`."""
 
-    name, group, has_async = "aiohttp + json.loads", "floor", True
+    name, group, modes = "aiohttp + json.loads", "floor", ("achat",)
 
     async def astart(self) -> None:
+        """Open the session (aiohttp wants a running loop)."""
         import aiohttp  # noqa: PLC0415
 
         self.session = aiohttp.ClientSession(headers={"authorization": f"Bearer {KEY}"})
 
     async def achat(self) -> str:
+        """One async chat completion: its text."""
         payload = {"model": "bench", "messages": MESSAGES}
         async with self.session.post(self.base_url + "/chat/completions", json=payload) as r:
             r.raise_for_status()
             body = await r.read()
         return str(json.loads(body)["choices"][0]["message"]["content"])
 
+    async def aclose(self) -> None:
+        """Close the session."""
+        await self.session.close()
+
 
 class OpenAISDK(Client):
     """The official `openai` SDK."""
 
-    name, has_async = "openai SDK", True
+    name = "openai SDK"
 
     def __init__(self, base_url: str) -> None:
         import openai  # noqa: PLC0415
@@ -120,59 +143,72 @@ class OpenAISDK(Client):
         super().__init__(base_url)
         self.client = openai.OpenAI(base_url=base_url, api_key=KEY)
         self.aclient = openai.AsyncOpenAI(base_url=base_url, api_key=KEY)
-        self.chat, self.stream, self.embed = self._chat, self._stream, self._embed
+        self.messages: list[ChatCompletionMessageParam] = [
+            {"role": "user", "content": MESSAGES[0]["content"]}
+        ]
 
-    def _chat(self) -> str:
-        reply = self.client.chat.completions.create(model="bench", messages=MESSAGES)  # type: ignore[arg-type]
+    def chat(self) -> str:
+        """One chat completion: its text."""
+        reply = self.client.chat.completions.create(model="bench", messages=self.messages)
         return reply.choices[0].message.content or ""
 
-    def _stream(self) -> str:
+    def stream(self) -> str:
+        """One streamed chat completion: the deltas joined."""
         chunks = self.client.chat.completions.create(
             model="bench",
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=self.messages,
             stream=True,
             stream_options={"include_usage": True},
         )
         return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
-    def _embed(self) -> list[list[float]]:
+    def embed(self) -> list[list[float]]:
+        """One embeddings request: the vectors."""
         reply = self.client.embeddings.create(model="bench", input=payloads.EMBEDDING_INPUTS)
         return [row.embedding for row in reply.data]
 
     async def achat(self) -> str:
-        reply = await self.aclient.chat.completions.create(model="bench", messages=MESSAGES)  # type: ignore[arg-type]
+        """One async chat completion: its text."""
+        reply = await self.aclient.chat.completions.create(model="bench", messages=self.messages)
         return reply.choices[0].message.content or ""
+
+    async def aclose(self) -> None:
+        """Close the async client."""
+        await self.aclient.close()
 
 
 class LangChainOpenAI(Client):
     """`ChatOpenAI(base_url=...)` and `OpenAIEmbeddings`, as LangChain users point them here."""
 
-    name, has_async = "ChatOpenAI(base_url)", True
+    name = "ChatOpenAI(base_url)"
 
     def __init__(self, base_url: str) -> None:
         from langchain_openai import ChatOpenAI, OpenAIEmbeddings  # noqa: PLC0415
+        from pydantic import SecretStr  # noqa: PLC0415
 
         super().__init__(base_url)
-        self.model = ChatOpenAI(model="bench", base_url=base_url, api_key=KEY)  # type: ignore[arg-type]
-        # Without this it fetches a tiktoken vocabulary from the internet to split inputs.
+        self.model = ChatOpenAI(model="bench", base_url=base_url, api_key=SecretStr(KEY))
+        # Without `check_embedding_ctx_length=False` it fetches a tiktoken vocabulary from the
+        # internet to split inputs. Its fields are set by alias, which mypy's plugin misses.
+        options: dict[str, Any] = {"base_url": base_url, "api_key": SecretStr(KEY)}
         self.embeddings = OpenAIEmbeddings(
-            model="bench",
-            base_url=base_url,
-            api_key=KEY,
-            check_embedding_ctx_length=False,  # type: ignore[arg-type]
+            model="bench", check_embedding_ctx_length=False, **options
         )
-        self.chat, self.stream, self.embed = self._chat, self._stream, self._embed
 
-    def _chat(self) -> str:
+    def chat(self) -> str:
+        """One chat completion: its text."""
         return str(self.model.invoke(MESSAGES).content)
 
-    def _stream(self) -> str:
+    def stream(self) -> str:
+        """One streamed chat completion: the chunks' text joined."""
         return "".join(str(chunk.content) for chunk in self.model.stream(MESSAGES))
 
-    def _embed(self) -> list[list[float]]:
+    def embed(self) -> list[list[float]]:
+        """One embeddings request: the vectors."""
         return self.embeddings.embed_documents(payloads.EMBEDDING_INPUTS)
 
     async def achat(self) -> str:
+        """One async chat completion: its text."""
         return str((await self.model.ainvoke(MESSAGES)).content)
 
 
@@ -180,7 +216,6 @@ class _LiteLLM(Client):
     """`litellm.completion` / `litellm.embedding` with a model prefix."""
 
     prefix = ""
-    has_async = True
 
     def __init__(self, base_url: str) -> None:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -188,30 +223,32 @@ class _LiteLLM(Client):
 
         super().__init__(base_url)
         self.litellm = litellm
+        self.chat_model = self.embed_model = f"{self.prefix}bench"
         self.options: dict[str, Any] = {"api_base": base_url, "api_key": KEY}
-        self.chat, self.stream, self.embed = self._chat, self._stream, self._embed
 
-    def _chat(self) -> str:
-        reply = self.litellm.completion(
-            model=f"{self.prefix}bench", messages=MESSAGES, **self.options
-        )
+    def chat(self) -> str:
+        """One chat completion: its text."""
+        reply = self.litellm.completion(model=self.chat_model, messages=MESSAGES, **self.options)
         return str(reply.choices[0].message.content)
 
-    def _stream(self) -> str:
+    def stream(self) -> str:
+        """One streamed chat completion: the deltas joined."""
         chunks = self.litellm.completion(
-            model=f"{self.prefix}bench", messages=MESSAGES, stream=True, **self.options
+            model=self.chat_model, messages=MESSAGES, stream=True, **self.options
         )
         return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
-    def _embed(self) -> list[list[float]]:
+    def embed(self) -> list[list[float]]:
+        """One embeddings request: the vectors."""
         reply = self.litellm.embedding(
-            model=f"{self.prefix}bench", input=payloads.EMBEDDING_INPUTS, **self.options
+            model=self.embed_model, input=payloads.EMBEDDING_INPUTS, **self.options
         )
         return [row["embedding"] for row in reply.data]
 
     async def achat(self) -> str:
+        """One async chat completion: its text."""
         reply = await self.litellm.acompletion(
-            model=f"{self.prefix}bench", messages=MESSAGES, **self.options
+            model=self.chat_model, messages=MESSAGES, **self.options
         )
         return str(reply.choices[0].message.content)
 
@@ -249,7 +286,7 @@ def bench_config(base_url: str) -> Any:
 class Core(Client):
     """Ours: `selfhosted_core.Provider`."""
 
-    name, group, has_async = "selfhosted_core Provider", "ours", True
+    name, group = "selfhosted_core Provider", "ours"
 
     def __init__(self, base_url: str) -> None:
         from selfhosted_core import (  # noqa: PLC0415
@@ -261,29 +298,36 @@ class Core(Client):
 
         super().__init__(base_url)
         self.provider = Provider(bench_config(base_url))
-        messages = [Message(role=m["role"], content=m["content"]) for m in MESSAGES]
-        self.request = ChatRequest(model="bench", messages=messages)
+        question = Message(role="user", content=MESSAGES[0]["content"])
+        self.request = ChatRequest(model="bench", messages=[question])
         self.embedding = EmbeddingRequest(model="bench-embed", input=payloads.EMBEDDING_INPUTS)
-        self.chat, self.stream, self.embed = self._chat, self._stream, self._embed
 
-    def _chat(self) -> str:
-        return self.provider.chat(self.request).content
+    def chat(self) -> str:
+        """One chat completion: its text."""
+        return self.provider.chat(self.request).content or ""
 
-    def _stream(self) -> str:
+    def stream(self) -> str:
+        """One streamed chat completion: the chunks' text joined."""
         with self.provider.stream(self.request) as chunks:
             return "".join(chunk.content or "" for chunk in chunks)
 
-    def _embed(self) -> list[list[float]]:
+    def embed(self) -> list[list[float]]:
+        """One embeddings request: the vectors."""
         return self.provider.embed(self.embedding).embeddings
 
     async def achat(self) -> str:
-        return (await self.provider.achat(self.request)).content
+        """One async chat completion: its text."""
+        return (await self.provider.achat(self.request)).content or ""
+
+    async def aclose(self) -> None:
+        """Close the provider's clients of this loop."""
+        await self.provider.aclose()
 
 
 class LangChainSelfHosted(Client):
     """Ours: `ChatSelfHosted` and `SelfHostedEmbeddings`."""
 
-    name, group, has_async = "ChatSelfHosted", "ours", True
+    name, group = "ChatSelfHosted", "ours"
 
     def __init__(self, base_url: str) -> None:
         from langchain_selfhosted import ChatSelfHosted, SelfHostedEmbeddings  # noqa: PLC0415
@@ -292,18 +336,21 @@ class LangChainSelfHosted(Client):
         config = bench_config(base_url)
         self.model = ChatSelfHosted(model="bench", config=config)
         self.embeddings = SelfHostedEmbeddings(model="bench-embed", config=config)
-        self.chat, self.stream, self.embed = self._chat, self._stream, self._embed
 
-    def _chat(self) -> str:
+    def chat(self) -> str:
+        """One chat completion: its text."""
         return str(self.model.invoke(MESSAGES).content)
 
-    def _stream(self) -> str:
+    def stream(self) -> str:
+        """One streamed chat completion: the chunks' text joined."""
         return "".join(str(chunk.content) for chunk in self.model.stream(MESSAGES))
 
-    def _embed(self) -> list[list[float]]:
+    def embed(self) -> list[list[float]]:
+        """One embeddings request: the vectors."""
         return self.embeddings.embed_documents(payloads.EMBEDDING_INPUTS)
 
     async def achat(self) -> str:
+        """One async chat completion: its text."""
         return str((await self.model.ainvoke(MESSAGES)).content)
 
 
@@ -317,13 +364,8 @@ class LiteLLMSelfHosted(_LiteLLM):
         from litellm_selfhosted import register  # noqa: PLC0415
 
         register(bench_config(base_url))
+        self.embed_model = "selfhosted/bench-embed"
         self.options = {}
-
-    def _embed(self) -> list[list[float]]:
-        reply = self.litellm.embedding(
-            model="selfhosted/bench-embed", input=payloads.EMBEDDING_INPUTS
-        )
-        return [row["embedding"] for row in reply.data]
 
 
 CLIENTS: dict[str, type[Client]] = {

@@ -60,44 +60,48 @@ class Worker:
 
     def modes(self) -> list[str]:
         """The modes the client offers, in `MODES` order."""
-        offered = {
-            "chat": self.client.chat is not None,
-            "stream": self.client.stream is not None,
-            "embed": self.client.embed is not None,
-            "achat": self.client.has_async,
-        }
-        return [mode for mode in MODES if offered[mode]]
+        return [mode for mode in MODES if mode in self.client.modes]
 
     def sync_request(self, mode: str) -> Callable[[], Answer]:
         """The client's one-request function for a sync mode."""
-        request = {
-            "chat": self.client.chat,
-            "stream": self.client.stream,
-            "embed": self.client.embed,
-        }[mode]
-        if request is None:
+        if mode not in self.client.modes or mode == "achat":
             raise ValueError(f"{self.client.name} has no {mode} mode")
+        request: Callable[[], Answer] = getattr(self.client, mode)
         return request
 
-    async def _batch(self, count: int) -> list[str]:
+    def close(self) -> None:
+        """Close the client's async resources inside their loop, then the loop."""
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.close()
+
+    async def _batch(self, count: int, keep: list[Answer] | None) -> None:
         remaining = count
-        answers: list[str] = []
 
         async def lane() -> None:
             nonlocal remaining
             while remaining > 0:
                 remaining -= 1
-                answers.append(await self.client.achat())
+                answer = await self.client.achat()
+                if keep is not None:
+                    keep.append(answer)
 
         await asyncio.gather(*(lane() for _ in range(min(CONCURRENCY, count))))
-        return answers
 
-    def answers(self, mode: str, count: int) -> list[Answer]:
-        """Do `count` requests in `mode`; async ones `CONCURRENCY` at a time."""
+    def requests(self, mode: str, count: int, keep: list[Answer] | None = None) -> None:
+        """Do `count` requests in `mode`, async ones `CONCURRENCY` at a time.
+
+        Answers are appended to `keep` when given. A timed run keeps none: holding hundreds of
+        embedding lists would charge the client for the runner's page faults and garbage
+        collection, more the more requests its run has, and swell its RSS.
+        """
         if mode == "achat":
-            return list(self.loop.run_until_complete(self._batch(count)))
+            self.loop.run_until_complete(self._batch(count, keep))
+            return
         request = self.sync_request(mode)
-        return [request() for _ in range(count)]
+        for _ in range(count):
+            answer = request()
+            if keep is not None:
+                keep.append(answer)
 
     def handle(self, command: dict[str, Any]) -> dict[str, Any]:
         """The reply to one command."""
@@ -107,13 +111,15 @@ class Worker:
             return {"rss": pages * os.sysconf("SC_PAGE_SIZE")}
         mode = command["mode"]
         if command["op"] == "check":
-            wrong = [a for a in self.answers(mode, 2) if not same(a, expected(mode))]
+            answers: list[Answer] = []
+            self.requests(mode, 2, answers)
+            wrong = [a for a in answers if not same(a, expected(mode))]
             if wrong:
                 return {"error": f"{self.client.name} {mode} answered {str(wrong[0])[:200]!r}"}
             return {"ok": True}
         count = int(command["n"])
         cpu, wall = time.process_time(), time.perf_counter()
-        self.answers(mode, count)
+        self.requests(mode, count)
         return {"cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall}
 
 
@@ -133,6 +139,7 @@ def main() -> None:
         except Exception as exc:  # reported to the runner, which names the client
             reply = {"error": f"{type(exc).__name__}: {exc}"[:500]}
         print(json.dumps(reply), file=replies, flush=True)
+    worker.close()
 
 
 if __name__ == "__main__":

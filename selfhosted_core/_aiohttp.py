@@ -136,7 +136,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             )
         return httpx2.Response(
             response.status,
-            headers=[(name.decode(), value.decode()) for name, value in response.raw_headers],
+            headers=response.raw_headers,
             stream=_Body(response, request),
             extensions={"http_version": b"HTTP/1.1"},
         )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ssl
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 
@@ -102,16 +104,27 @@ def new_client(endpoint: ModelEndpoint, transport: httpx2.BaseTransport | None) 
     return httpx2.Client(transport=transport, **client_options(endpoint))
 
 
+def _proxied(url: str) -> bool:
+    """Whether the environment names a proxy for `url` (and `NO_PROXY` does not exempt it)."""
+    proxies = urllib.request.getproxies()
+    parts = urlsplit(url)
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(parts.hostname or "")
+
+
 def new_async_client(
     endpoint: ModelEndpoint, transport: httpx2.AsyncBaseTransport | None
 ) -> httpx2.AsyncClient:
     """A pooled async client for one endpoint, for use on the event loop that created it.
 
     Without an injected transport it sends through aiohttp (`_aiohttp`), imported here so a
-    program that never goes async does not pay for importing it.
+    program that never goes async does not pay for importing it; an endpoint that an
+    environment proxy (`HTTP_PROXY`, `ALL_PROXY`, ...) covers keeps httpx2's own transports,
+    which go through the proxy.
     """
     options = client_options(endpoint)
-    if transport is None:
+    if transport is None and not _proxied(endpoint.url):
         from selfhosted_core._aiohttp import AiohttpTransport  # noqa: PLC0415
 
         transport = AiohttpTransport(

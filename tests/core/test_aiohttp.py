@@ -138,3 +138,32 @@ async def test_the_idle_timeout_bounds_each_body_read_once_the_headers_arrived(
             async for _ in stream:
                 pass
     assert isinstance(caught.value.__cause__, httpx2.ReadTimeout)
+
+
+async def test_an_environment_proxy_still_carries_the_requests_it_covers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    config = Config(endpoints=[{"url": "http://gpu-1.internal:8080", "id": "tiny"}])
+    async with Provider(config) as provider:
+        url = httpx2.URL(config.endpoints[0].api_base + "/chat/completions")
+        sync_transport = provider._client(0)._transport_for_url(url)
+        async_transport = provider._aclient(0)._transport_for_url(url)
+    # httpx2 mounts a proxy transport for the URL; the direct dispatch uses it, not the pool.
+    assert isinstance(sync_transport, httpx2.HTTPTransport)
+    assert sync_transport is not provider._client(0)._transport
+    assert isinstance(async_transport, httpx2.AsyncHTTPTransport)
+    provider.close()
+
+
+async def test_an_endpoint_no_proxy_exempts_goes_through_aiohttp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "gpu-1.internal")
+    config = Config(endpoints=[{"url": "http://gpu-1.internal:8080", "id": "tiny"}])
+    async with Provider(config) as provider:
+        url = httpx2.URL(config.endpoints[0].api_base)
+        assert isinstance(provider._aclient(0)._transport_for_url(url), AiohttpTransport)

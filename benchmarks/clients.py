@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from benchmarks import payloads
 
 if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.language_models import BaseChatModel
     from openai.types.chat import ChatCompletionMessageParam
 
 MESSAGES: list[dict[str, str]] = [{"role": "user", "content": "Say something about foxes."}]
@@ -177,23 +179,11 @@ class OpenAISDK(Client):
         await self.aclient.close()
 
 
-class LangChainOpenAI(Client):
-    """`ChatOpenAI(base_url=...)` and `OpenAIEmbeddings`, as LangChain users point them here."""
+class _LangChain(Client):
+    """A LangChain chat model and embeddings, called as LangChain documents them."""
 
-    name = "ChatOpenAI(base_url)"
-
-    def __init__(self, base_url: str) -> None:
-        from langchain_openai import ChatOpenAI, OpenAIEmbeddings  # noqa: PLC0415
-        from pydantic import SecretStr  # noqa: PLC0415
-
-        super().__init__(base_url)
-        self.model = ChatOpenAI(model="bench", base_url=base_url, api_key=SecretStr(KEY))
-        # Without `check_embedding_ctx_length=False` it fetches a tiktoken vocabulary from the
-        # internet to split inputs. Its fields are set by alias, which mypy's plugin misses.
-        options: dict[str, Any] = {"base_url": base_url, "api_key": SecretStr(KEY)}
-        self.embeddings = OpenAIEmbeddings(
-            model="bench", check_embedding_ctx_length=False, **options
-        )
+    model: BaseChatModel
+    embeddings: Embeddings
 
     def chat(self) -> str:
         """One chat completion: its text."""
@@ -210,6 +200,25 @@ class LangChainOpenAI(Client):
     async def achat(self) -> str:
         """One async chat completion: its text."""
         return str((await self.model.ainvoke(MESSAGES)).content)
+
+
+class LangChainOpenAI(_LangChain):
+    """`ChatOpenAI(base_url=...)` and `OpenAIEmbeddings`, as LangChain users point them here."""
+
+    name = "ChatOpenAI(base_url)"
+
+    def __init__(self, base_url: str) -> None:
+        from langchain_openai import ChatOpenAI, OpenAIEmbeddings  # noqa: PLC0415
+        from pydantic import SecretStr  # noqa: PLC0415
+
+        super().__init__(base_url)
+        self.model = ChatOpenAI(model="bench", base_url=base_url, api_key=SecretStr(KEY))
+        # Without `check_embedding_ctx_length=False` it fetches a tiktoken vocabulary from the
+        # internet to split inputs. Its fields are set by alias, which mypy's plugin misses.
+        options: dict[str, Any] = {"base_url": base_url, "api_key": SecretStr(KEY)}
+        self.embeddings = OpenAIEmbeddings(
+            model="bench", check_embedding_ctx_length=False, **options
+        )
 
 
 class _LiteLLM(Client):
@@ -324,7 +333,7 @@ class Core(Client):
         await self.provider.aclose()
 
 
-class LangChainSelfHosted(Client):
+class LangChainSelfHosted(_LangChain):
     """Ours: `ChatSelfHosted` and `SelfHostedEmbeddings`."""
 
     name, group = "ChatSelfHosted", "ours"
@@ -336,22 +345,6 @@ class LangChainSelfHosted(Client):
         config = bench_config(base_url)
         self.model = ChatSelfHosted(model="bench", config=config)
         self.embeddings = SelfHostedEmbeddings(model="bench-embed", config=config)
-
-    def chat(self) -> str:
-        """One chat completion: its text."""
-        return str(self.model.invoke(MESSAGES).content)
-
-    def stream(self) -> str:
-        """One streamed chat completion: the chunks' text joined."""
-        return "".join(str(chunk.content) for chunk in self.model.stream(MESSAGES))
-
-    def embed(self) -> list[list[float]]:
-        """One embeddings request: the vectors."""
-        return self.embeddings.embed_documents(payloads.EMBEDDING_INPUTS)
-
-    async def achat(self) -> str:
-        """One async chat completion: its text."""
-        return str((await self.model.ainvoke(MESSAGES)).content)
 
 
 class LiteLLMSelfHosted(_LiteLLM):

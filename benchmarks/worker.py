@@ -70,8 +70,9 @@ class Worker:
         return request
 
     def close(self) -> None:
-        """Close the client's async resources inside their loop, then the loop."""
+        """Close the client's async resources inside their loop, then the loop, as `asyncio.run`."""
         self.loop.run_until_complete(self.client.aclose())
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
 
     async def _batch(self, count: int, keep: list[Answer] | None) -> None:

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.language_models.base import LangSmithParams, LanguageModelInput
+
+# From its own module, not the package: the package's lazy `__getattr__` route measured ~13 ms
+# slower to import (same modules loaded).
+from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import (
     JsonOutputKeyToolsParser,
     PydanticToolsParser,
 )
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
-from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,9 +48,25 @@ from selfhosted_core import (
     SelfHostedError,
 )
 
+if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
+
 __all__ = ["ChatSelfHosted"]
 
 StructuredOutputMethod = Literal["json_schema", "function_calling", "json_mode"]
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _signature_stored(method: _Method) -> _Method:
+    """`method`, with its signature computed once and kept where `inspect.signature` looks first.
+
+    LangChain inspects `_generate` / `_agenerate` on every call to learn whether they take
+    `run_manager`; building the signature anew each time cost more than converting the request.
+    A subclass that overrides the method is inspected as usual.
+    """
+    method.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]
+    return method
 
 
 class ChatSelfHosted(EndpointSettings, BaseChatModel):
@@ -275,6 +294,14 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model": self.model, **self._defaults()}
 
+    def _get_invocation_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        # The base class's result, without its route through the deprecated `dict()`: that
+        # route swaps the process-wide warnings filters (`catch_warnings`, which is not
+        # thread-safe, and `batch` runs calls in threads) and walks the stack, on every call.
+        return {**self.asdict(), "stop": stop, **kwargs}
+
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = super()._get_ls_params(stop=stop, **kwargs)
         params["ls_provider"] = PROVIDER
@@ -308,6 +335,7 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
             llm_output={"model_name": response.model, "endpoint": response.endpoint},
         )
 
+    @_signature_stored
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -328,6 +356,7 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
                     time.sleep(delay)
         return self._result(response)
 
+    @_signature_stored
     async def _agenerate(
         self,
         messages: list[BaseMessage],
@@ -480,6 +509,13 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
             )
         if schema is None and method != "json_mode":
             raise InvalidRequestError(f"method {method!r} needs a schema", model=self.model)
+        # Imported here, once per chain built: nothing else needs these parsers' modules, which
+        # the chat-model base does not load.
+        from langchain_core.output_parsers import (  # noqa: PLC0415
+            JsonOutputParser,
+            PydanticOutputParser,
+        )
+
         pydantic_schema = isinstance(schema, type) and is_basemodel_subclass(schema)
         traced = {"kwargs": {"method": method, "strict": strict}, "schema": schema}
         llm: Runnable[LanguageModelInput, BaseMessage]

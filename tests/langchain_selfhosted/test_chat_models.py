@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +14,9 @@ import pytest
 from langchain_core.exceptions import (
     ModelAPIError,
 )
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.outputs import ChatResult
 from pydantic import BaseModel, ValidationError
 
 from langchain_selfhosted import ChatSelfHosted, chat_models
@@ -328,6 +333,45 @@ def test_profile_follows_declared_capabilities(chat: ChatSelfHosted) -> None:
 def test_langsmith_params_name_the_model_actually_used(chat: ChatSelfHosted) -> None:
     assert chat._get_ls_params()["ls_provider"] == "selfhosted"
     assert chat._get_ls_params(model="minilm")["ls_model_name"] == "minilm"
+
+
+def test_invocation_params_are_the_base_classes(chat: ChatSelfHosted) -> None:
+    ours = chat._get_invocation_params(stop=["END"], temperature=0.5)
+    assert ours == BaseChatModel._get_invocation_params(chat, stop=["END"], temperature=0.5)
+    assert ours["_type"] == "selfhosted-chat"
+    assert ours["model"] == "tiny"
+    assert ours["stop"] == ["END"]
+    assert ours["temperature"] == 0.5
+
+
+@pytest.mark.parametrize("method", ["_generate", "_agenerate"])
+def test_langchain_sees_run_manager_in_generate(chat: ChatSelfHosted, method: str) -> None:
+    # LangChain reads this signature on every call to decide whether to pass `run_manager`.
+    parameters = inspect.signature(getattr(chat, method)).parameters
+    assert list(parameters) == ["messages", "stop", "run_manager", "kwargs"]
+
+
+def test_an_overriding_generate_is_inspected_as_itself(provider: Provider) -> None:
+    class Quiet(ChatSelfHosted):
+        # Without `run_manager`, as LangChain still allows: the point of the test.
+        def _generate(  # type: ignore[override]
+            self, messages: list[BaseMessage], stop: list[str] | None = None, **kwargs: Any
+        ) -> ChatResult:
+            return super()._generate(messages, stop, **kwargs)
+
+    model = Quiet(model="tiny", provider=provider)
+    assert list(inspect.signature(model._generate).parameters) == ["messages", "stop", "kwargs"]
+
+
+def test_import_loads_little_beyond_the_chat_model_base_and_core() -> None:
+    code = (
+        "import sys, json, langchain_core.language_models.chat_models, selfhosted_core; "
+        "before = set(sys.modules); import langchain_selfhosted; "
+        "print(json.dumps(sorted(set(sys.modules) - before)))"
+    )
+    loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
+    ours = ("langchain_selfhosted", "selfhosted_core.", "langchain_core.embeddings")
+    assert [module for module in loaded if not module.startswith(ours)] == []
 
 
 def _llama_provider(server: FakeServer, **endpoint: Any) -> Provider:

@@ -67,9 +67,10 @@ TARGETS: tuple[Target, ...] = (
         "import",
         "import",
         "langchain_selfhosted",
-        "langchain_core.language_models",
+        "langchain_core.language_models.chat_models",
         100,
-        "against `langchain_core.language_models`, what any chat integration imports",
+        "against `langchain_core.language_models.chat_models`, which loads `BaseChatModel`: what"
+        " every LangChain chat integration imports",
     ),
 )
 

@@ -155,6 +155,8 @@ def tools_from_openai(
     tools: Sequence[Mapping[str, Any]] | None, *, model: str | None = None
 ) -> list[Tool]:
     """OpenAI function tools (`{"type": "function", "function": {...}}`) as core tools."""
+    if not tools:
+        return []
     parsed = _validate(_TOOLS, list(tools or ()), "tools", model)
     return [
         Tool(

@@ -38,7 +38,9 @@ def results() -> Results:
             ImportTiming("selfhosted_core", (0.25, 0.35, 0.31), (40 * MIB,) * 3),
             ImportTiming("langchain_selfhosted", (0.60, 0.62, 0.58), (70 * MIB,) * 3),
             ImportTiming("langchain_core", (0.07, 0.07, 0.07), (25 * MIB,) * 3),
-            ImportTiming("langchain_core.language_models", (0.55, 0.56, 0.54), (40 * MIB,) * 3),
+            ImportTiming(
+                "langchain_core.language_models.chat_models", (0.55, 0.56, 0.54), (40 * MIB,) * 3
+            ),
         ),
         bare_rss=(10 * MIB, 11 * MIB, 10 * MIB),
         worker_rss={HTTPX2: 36 * MIB, CORE: 55 * MIB},

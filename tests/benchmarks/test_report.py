@@ -34,7 +34,7 @@ def test_targets_described_with_which_baseline_is_which() -> None:
     assert "requests/s \u2265 0.8\u00d7 aiohttp + json.loads" in words[6]
     assert words[8] == "import: `selfhosted_core` \u2264 300 ms"
     assert "`langchain_core` + 100 ms (against a bare `import langchain_core`" in words[9]
-    assert "`langchain_core.language_models` + 100 ms (against" in words[10]
+    assert "`langchain_core.language_models.chat_models` + 100 ms (against" in words[10]
 
 
 def test_markdown_has_every_section_with_the_figures() -> None:

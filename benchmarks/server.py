@@ -1,8 +1,15 @@
 """A canned OpenAI-compatible server: every answer is prebuilt bytes, copied to the socket.
 
 Run as `python -m benchmarks.server`; it prints its port and serves until stdin closes. The
-runner measures its CPU per request against the cheapest client's, so a server that is not
-cheap enough to leave the clients deciding the figures is reported, not hidden.
+replies are built here, from `benchmarks.payloads`; `canned_server.c` serves them, compiled
+once per source and replies into `~/.cache/selfhosted-llm/bench/` (the process becomes the
+compiled server, so its pid is the server's). The runner measures the server's CPU per
+request against the cheapest client's, so a server too costly to leave the clients deciding
+the figures is reported, not hidden.
+
+Routing: a POST to `.../chat/completions` gets the stream when its body says
+`"stream": true` (either spacing), else the chat reply; a POST to `.../embeddings` the
+vectors; any `.../models` or `.../health` their small replies; anything else a 404.
 
 A stream is sent as one chunked-encoding chunk per event, all in one write: the clients parse
 the same events a real server sends, without the server paying a write per event.
@@ -10,26 +17,22 @@ the same events a real server sends, without the server paying a write per event
 
 from __future__ import annotations
 
-import asyncio
-import sys
-from typing import cast
+import hashlib
+import os
+import subprocess
+from pathlib import Path
 
 from benchmarks import payloads
 
 _JSON = b"application/json"
+SOURCE = Path(__file__).with_name("canned_server.c")
 
 
 def _plain(body: bytes, content_type: bytes = _JSON, status: bytes = b"200 OK") -> bytes:
     return (
-        b"HTTP/1.1 "
-        + status
-        + b"\r\ncontent-type: "
-        + content_type
-        + b"\r\ncontent-length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body
-    )
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: " + content_type
+        + b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )  # fmt: skip
 
 
 def _chunked(events: list[bytes]) -> bytes:
@@ -41,78 +44,46 @@ def _chunked(events: list[bytes]) -> bytes:
     return head + b"".join(chunks) + b"0\r\n\r\n"
 
 
-CHAT = _plain(payloads.chat_body())
-STREAM = _chunked(payloads.stream_events())
-EMBEDDINGS = _plain(payloads.embeddings_body())
-MODELS = _plain(b'{"object":"list","data":[{"id":"bench","object":"model","owned_by":"bench"}]}')
-HEALTH = _plain(b'{"status":"ok"}')
-NOT_FOUND = _plain(b'{"error":{"message":"not found"}}', status=b"404 Not Found")
+def replies() -> dict[str, bytes]:
+    """Every whole reply (status line, headers, body) by the name the C server reads it by."""
+    return {
+        "chat": _plain(payloads.chat_body()),
+        "stream": _chunked(payloads.stream_events()),
+        "embeddings": _plain(payloads.embeddings_body()),
+        "models": _plain(
+            b'{"object":"list","data":[{"id":"bench","object":"model","owned_by":"bench"}]}'
+        ),
+        "health": _plain(b'{"status":"ok"}'),
+        "not_found": _plain(b'{"error":{"message":"not found"}}', status=b"404 Not Found"),
+    }
 
 
-def answer(method: bytes, path: bytes, body: bytes) -> bytes:
-    """The canned reply to one request."""
-    if method == b"POST" and path.endswith(b"/chat/completions"):
-        streamed = b'"stream":true' in body or b'"stream": true' in body
-        return STREAM if streamed else CHAT
-    if method == b"POST" and path.endswith(b"/embeddings"):
-        return EMBEDDINGS
-    if path.endswith(b"/models"):
-        return MODELS
-    if path.endswith(b"/health"):
-        return HEALTH
-    return NOT_FOUND
-
-
-class _Connection(asyncio.Protocol):
-    """HTTP/1.1 keep-alive: headers, a content-length body, the canned answer; repeat."""
-
-    def __init__(self) -> None:
-        self.buffer = b""
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement asyncio.Transport without subclassing it.
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self.buffer[:end]
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            start = end + 4
-            if len(self.buffer) < start + length:
-                return
-            method, path, _ = head.split(b" ", 2)
-            body = self.buffer[start : start + length]
-            self.buffer = self.buffer[start + length :]
-            assert self.transport is not None
-            self.transport.write(answer(method, path, body))
-
-
-async def serve(port: int = 0) -> None:
-    """Serve on 127.0.0.1 until stdin closes; print the port first."""
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(_Connection, "127.0.0.1", port, backlog=1024)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await loop.run_in_executor(None, sys.stdin.read)
-    server.close()
+def prepared(cache: Path | None = None) -> tuple[Path, Path]:
+    """The compiled server and the folder of its replies, built unless already cached."""
+    answers = replies()
+    digest = hashlib.sha256(SOURCE.read_bytes())
+    for name, reply in sorted(answers.items()):
+        digest.update(name.encode() + b"\0" + reply)
+    root = cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    folder = root / "selfhosted-llm" / "bench" / digest.hexdigest()[:16]
+    binary = folder / "canned_server"
+    if not binary.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, reply in answers.items():
+            (folder / name).write_bytes(reply)
+        building = folder / f"canned_server.{os.getpid()}"
+        subprocess.run(
+            ["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(building), str(SOURCE)],
+            check=True,
+        )
+        building.replace(binary)
+    return binary, folder
 
 
 def main() -> None:
-    """Entry point: uvloop when installed, for the cheapest server Python can be."""
-    try:
-        import uvloop  # noqa: PLC0415
-    except ImportError:
-        asyncio.run(serve())
-    else:
-        uvloop.run(serve())
+    """Become the compiled server (same pid, stdin and stdout)."""
+    binary, folder = prepared()
+    os.execv(binary, [str(binary), str(folder)])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, JsonValue, NonNegativeInt
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Schemas built on first use: most programs parse only a few of these replies.
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class WireFunction(_Wire):

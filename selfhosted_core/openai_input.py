@@ -40,7 +40,8 @@ __all__ = [
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Schemas built on first use: most programs parse only a few of these replies.
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class _TextIn(_In):

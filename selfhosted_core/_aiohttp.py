@@ -13,6 +13,7 @@ starts so the core's switch to the idle timeout applies to the body.
 from __future__ import annotations
 
 import asyncio
+import io
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -20,7 +21,9 @@ from contextlib import contextmanager
 import aiohttp
 import httpx2
 
-_KEEPALIVE_EXPIRY = 5.0  # httpx2's default; llama-server drops idle connections after 5 s
+_KEEPALIVE_EXPIRY = 5.0
+_MAX_LINE = 64 * 1024
+_LARGE_BODY = 1024 * 1024  # httpx2's default; llama-server drops idle connections after 5 s
 
 
 @contextmanager
@@ -48,11 +51,15 @@ def _mapped(*, body: bool) -> Iterator[None]:
     except aiohttp.ClientPayloadError as exc:
         raise httpx2.RemoteProtocolError(f"incomplete message body: {exc}") from exc
     except aiohttp.ClientResponseError as exc:
-        # aiohttp's parser refused the reply (a malformed status line or header).
-        raise httpx2.RemoteProtocolError(exc.message) from exc
+        # aiohttp's parser refused the reply (a malformed status line or header). Its message
+        # quotes the offending bytes, which may be a cookie or an echoed key.
+        raise httpx2.RemoteProtocolError(f"malformed response ({type(exc).__name__})") from exc
     except (aiohttp.ClientOSError, aiohttp.ClientConnectionError) as exc:
         error = httpx2.ReadError if body else httpx2.ConnectError
         raise error(str(exc) or type(exc).__name__) from exc
+    except ValueError as exc:
+        # aiohttp refuses a header value with a control character; httpx2's word for that.
+        raise httpx2.LocalProtocolError(type(exc).__name__) from exc
 
 
 class _Body(httpx2.AsyncByteStream):
@@ -86,7 +93,9 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
     """Send httpx2 requests with aiohttp: one session and connection pool per transport.
 
     The session is opened on first use, inside the event loop that uses it. Bodies are left
-    encoded (httpx2 decodes them) and no `Accept-Encoding` is added, as with httpx2's path.
+    encoded (httpx2 decodes them); the request's own headers are sent, and aiohttp adds none.
+    `verify=True` trusts what httpx2 trusts (`httpx2.create_ssl_context`), so sync and async
+    calls accept the same certificates.
 
     Args:
         max_connections: The most connections open at once.
@@ -95,7 +104,9 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
 
     def __init__(self, *, max_connections: int, verify: ssl.SSLContext | bool) -> None:
         self._max_connections = max_connections
-        self._ssl: ssl.SSLContext | bool = verify if verify is not True else True
+        self._ssl: ssl.SSLContext | bool = (
+            httpx2.create_ssl_context(verify=True) if verify is True else verify
+        )
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
@@ -111,6 +122,10 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             skip_auto_headers=("Accept-Encoding", "Accept", "User-Agent", "Content-Type"),
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,
+            # h11 (the sync path) reads header lines of any length; aiohttp stops at 8 KiB,
+            # which a gateway's session cookie can pass.
+            max_line_size=_MAX_LINE,
+            max_field_size=_MAX_LINE,
         )
         return self._session
 
@@ -118,19 +133,23 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         """Send `request`; return once the headers have arrived, the body unread."""
         session = self._session or self._open()
         timeouts = request.extensions.get("timeout", {})
+        # `pool` is what is left of the request's deadline; as the total it also bounds
+        # sending, which aiohttp has no timeout of its own for.
         timeout = aiohttp.ClientTimeout(
-            total=None,
+            total=timeouts.get("pool"),
             connect=timeouts.get("pool"),
             sock_connect=timeouts.get("connect"),
             sock_read=timeouts.get("read"),
         )
         body = request.content
+        # aiohttp warns (ResourceWarning) about a large body given as bytes; a stream it is not.
+        data = io.BytesIO(body) if len(body) > _LARGE_BODY else body or None
         with _mapped(body=False):
             response = await session.request(
                 request.method,
                 str(request.url),
                 headers=request.headers.multi_items(),
-                data=body or None,
+                data=data,
                 timeout=timeout,
                 allow_redirects=False,
             )
@@ -143,6 +162,6 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         """Close the session and its connections."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()

@@ -53,7 +53,12 @@ class RequestHeaders:
     @classmethod
     def of(cls, endpoint: ModelEndpoint) -> RequestHeaders:
         """The headers of every POST to `endpoint`; a request adds only its `content-length`."""
-        base = {"host": parsed_url(endpoint.url).netloc.decode("ascii"), **client_headers(endpoint)}
+        base = {
+            "host": parsed_url(endpoint.url).netloc.decode("ascii"),
+            # What httpx2's client offered, and what it can decode without extras.
+            "accept-encoding": "gzip, deflate",
+            **client_headers(endpoint),
+        }
         return cls(
             json=httpx2.Headers({**base, "content-type": _JSON, "accept": _JSON}),
             sse=httpx2.Headers({**base, "content-type": _JSON, "accept": "text/event-stream"}),

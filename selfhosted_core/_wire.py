@@ -13,8 +13,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue, NonNegativeInt
 
 
 class _Wire(BaseModel):
-    # Schemas built on first use: most programs parse only a few of these replies.
-    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class WireFunction(_Wire):

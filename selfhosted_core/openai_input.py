@@ -40,8 +40,7 @@ __all__ = [
 
 
 class _In(BaseModel):
-    # Schemas built on first use: most programs parse only a few of these replies.
-    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class _TextIn(_In):

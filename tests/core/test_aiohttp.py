@@ -4,7 +4,10 @@ connections that are only reused when their answer was read to its end."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import socket
+import time
+import warnings
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import httpx2
@@ -97,7 +100,7 @@ async def ticking() -> AsyncIterator[tuple[str, list[object]]]:
         await response.write(DONE)
         return response
 
-    app = web.Application()
+    app = web.Application(client_max_size=8 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -167,3 +170,67 @@ async def test_an_endpoint_no_proxy_exempts_goes_through_aiohttp(
     async with Provider(config) as provider:
         url = httpx2.URL(config.endpoints[0].api_base)
         assert isinstance(provider._aclient(0)._transport_for_url(url), AiohttpTransport)
+
+
+@pytest.fixture
+def deaf_port() -> Iterator[int]:
+    """A server that accepts connections and never reads from them."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]
+
+
+async def test_a_server_that_never_reads_a_large_body_times_out_at_the_timeout(
+    deaf_port: int,
+) -> None:
+    config = Config(endpoints=[{"url": f"http://127.0.0.1:{deaf_port}", "id": "tiny"}])
+    request = ChatRequest(model="tiny", messages=user("x" * 20_000_000), timeout=1.0)
+    async with Provider(config) as provider:
+        started = time.perf_counter()
+        with pytest.raises(EndpointTimeoutError):
+            await provider.achat(request)
+    assert time.perf_counter() - started < 5
+
+
+async def test_a_header_line_longer_than_8_kib_is_read_as_the_sync_path_reads_it() -> None:
+    cookie = "session=" + "a" * 10_000
+
+    async def chat(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "Hi."},
+                        "finish_reason": "stop",
+                    }
+                ]
+            },
+            headers={"set-cookie": cookie},
+        )
+
+    app = web.Application(handler_args={"max_field_size": 65536})
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with Provider(Config(endpoints=[{"url": url, "id": "tiny"}])) as provider:
+            answer = await provider.achat(ChatRequest(model="tiny", messages=user()))
+        assert answer.content == "Hi."
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_body_over_a_mib_is_sent_without_aiohttps_resource_warning(
+    ticking: tuple[str, list[object]],
+) -> None:
+    url, _ = ticking
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        async with Provider(Config(endpoints=[{"url": url, "id": "tiny"}])) as provider:
+            answer = await provider.achat(ChatRequest(model="tiny", messages=user("x" * 2_000_000)))
+    assert answer.content == "Hi."

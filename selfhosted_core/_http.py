@@ -110,12 +110,13 @@ def new_client(endpoint: ModelEndpoint, transport: httpx2.BaseTransport | None) 
 
 
 def _proxied(url: str) -> bool:
-    """Whether the environment names a proxy for `url` (and `NO_PROXY` does not exempt it)."""
+    """Whether the environment names a proxy for `url`'s scheme.
+
+    `NO_PROXY` is left to httpx2, whose reading of it (`.example.com`, CIDR ranges, ports)
+    is not urllib's: an endpoint it might exempt still gets httpx2's transports, which decide.
+    """
     proxies = urllib.request.getproxies()
-    parts = urlsplit(url)
-    if not (proxies.get(parts.scheme) or proxies.get("all")):
-        return False
-    return not urllib.request.proxy_bypass(parts.hostname or "")
+    return bool(proxies.get(urlsplit(url).scheme) or proxies.get("all"))
 
 
 def new_async_client(

@@ -73,7 +73,7 @@ class _Body(httpx2.AsyncByteStream):
         connection = self._response.connection
         if connection is not None and connection.protocol is not None:
             protocol = connection.protocol
-            protocol.read_timeout = self._request.extensions["timeout"].get("read")
+            protocol.read_timeout = self._request.extensions.get("timeout", {}).get("read")
             if not self._response.content.at_eof():
                 # The timer running since the headers arrived still counts the first-byte
                 # timeout; restart it with the body's.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from selfhosted_core.config import Capability, Config, ModelEndpoint, RoutingPolicy
 from selfhosted_core.errors import (
     APIStatusError,
+    Attempt,
     AuthenticationError,
     BadRequestError,
     CapabilityError,
@@ -26,6 +27,7 @@ from selfhosted_core.errors import (
     ResponseError,
     SelfHostedError,
     ServerError,
+    Stage,
     UnknownModelError,
 )
 from selfhosted_core.profiles import ServerKind, ServerProfile
@@ -58,6 +60,7 @@ from selfhosted_core.types import (
 __all__ = [
     "APIStatusError",
     "AsyncChatStream",
+    "Attempt",
     "AuthenticationError",
     "BadRequestError",
     "Capability",
@@ -97,6 +100,7 @@ __all__ = [
     "ServerError",
     "ServerKind",
     "ServerProfile",
+    "Stage",
     "TextPart",
     "Tool",
     "ToolCall",

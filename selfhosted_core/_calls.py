@@ -24,7 +24,7 @@ from selfhosted_core._sse import SSEDecoder
 from selfhosted_core._status import endpoint_secrets, error_from_status, redact, redirect_error
 from selfhosted_core._wire import WireEmbeddingList
 from selfhosted_core.config import ModelEndpoint
-from selfhosted_core.errors import InvalidRequestError, ResponseError
+from selfhosted_core.errors import InvalidRequestError, ResponseError, Stage
 from selfhosted_core.profiles import ServerKind
 from selfhosted_core.types import ChatResponse, EmbeddingResponse
 
@@ -33,7 +33,7 @@ WireT = TypeVar("WireT", bound=BaseModel)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallPlan:
-    """A routed request: which endpoint, which URL, which bytes."""
+    """A routed request: which endpoint, which method and URL, which bytes."""
 
     slot: int
     endpoint: ModelEndpoint
@@ -42,6 +42,7 @@ class CallPlan:
     url: str
     body: bytes
     stream: bool = False
+    method: str = "POST"
 
     @classmethod
     def post(
@@ -76,12 +77,28 @@ class CallPlan:
             stream=stream,
         )
 
+    @classmethod
+    def get(cls, *, slot: int, endpoint: ModelEndpoint, url: str) -> CallPlan:
+        """Plan a GET of `url` (a health check's), sent and read as every other request is."""
+        return cls(
+            slot=slot,
+            endpoint=endpoint,
+            model=endpoint.id,
+            server=endpoint.server or ServerKind.GENERIC,
+            url=url,
+            body=b"",
+            method="GET",
+        )
+
     def request(self, timeout: httpx2.Timeout, headers: RequestHeaders) -> httpx2.Request:
         """The HTTP request: the endpoint's headers (its key) and this call's timeouts."""
-        sent = httpx2.Headers(headers.sse if self.stream else headers.json)
-        sent["content-length"] = str(len(self.body))
+        if self.method == "GET":
+            sent = httpx2.Headers(headers.get)
+        else:
+            sent = httpx2.Headers(headers.sse if self.stream else headers.json)
+            sent["content-length"] = str(len(self.body))
         request = httpx2.Request(
-            "POST",
+            self.method,
             parsed_url(self.url),
             headers=sent,
             stream=httpx2.ByteStream(self.body),
@@ -91,11 +108,11 @@ class CallPlan:
         return request
 
     def errors(
-        self, partial: Callable[[], ChatResponse | None] = lambda: None
+        self, partial: Callable[[], ChatResponse | None] = lambda: None, *, stage: Stage = "body"
     ) -> AbstractContextManager[None]:
-        """The transport-error mapping for this call."""
+        """The transport-error mapping for this call, `stage` being how far it has got."""
         return transport_errors(
-            model=self.model, endpoint=self.endpoint.display_name, partial=partial
+            model=self.model, endpoint=self.endpoint.display_name, stage=stage, partial=partial
         )
 
     def assembler(self) -> Assembler:

@@ -1,12 +1,18 @@
 """One request's attempts: where each goes, what its failure means, and when to stop resending.
 
-A request is resent only when the server cannot have started on it: nothing of an answer
-arrived (connection refused or reset, the server hung up before answering, connecting timed
-out) or the server said "not now" (429, 502, 503). It goes to another replica when one can
-take it, else to the same one after a backoff (or the `Retry-After` a 429 gave), within
-`RoutingPolicy.max_attempts` and the request's total timeout. An answer that had started, a
-stream that had yielded output above all, is never sent again: generating twice would bill
-twice and could show the caller two different beginnings.
+A request is resent only when the server cannot have started on it: no connection was had
+(refused, unresolvable, connecting timed out), the connection was lost before any byte of an
+answer arrived, or the server said "not now" (429, 502, 503). It goes to another replica when
+one can take it, else to the same one after a backoff (or the `Retry-After` a 429 gave), within
+the attempt budget (`RoutingPolicy.max_attempts`, or the request's own) and the request's total
+timeout. What the server may have worked on (another 5xx, a read timeout, a connection lost
+while the answer was read) is resent only when the caller opted in (`resend_unsafe`): a resend
+may generate, and bill, the answer twice. A stream that has yielded output is never sent again.
+
+A kept-alive connection the server had closed (llama-server closes one after a streamed reply)
+fails the next request on it before any byte is answered; that request is sent once more at
+once, to the same replica, without counting against the budget. Every send is listed, in order,
+in the raised error's `attempts`.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import httpx2
 from selfhosted_core.config import Capability, ModelEndpoint, RoutingPolicy
 from selfhosted_core.errors import (
     APIStatusError,
+    Attempt,
     EndpointConnectionError,
     EndpointTimeoutError,
     RateLimitError,
@@ -36,26 +43,50 @@ _RESENT_STATUSES = frozenset({429, 502, 503})
 """Statuses that say the request was not worked on: busy, bad gateway, unavailable/loading."""
 
 
-def may_resend(error: SelfHostedError, *, answered: bool) -> bool:
-    """Whether `error` proves the server did no work on the request, so resending is safe.
+def may_resend(error: SelfHostedError, *, unsafe: bool = False) -> bool:
+    """Whether the request that ended in `error` may be sent again.
 
-    `answered` says whether response headers had arrived when it was raised.
+    Safe to resend: what the server cannot have worked on (see the module docstring). With
+    `unsafe`, also what it may have: any 5xx, a read timeout, a connection lost mid-answer.
+    Never what had delivered output (`partial`), nor an answer that was malformed.
     """
-    if isinstance(error, APIStatusError):
-        return error.status_code in _RESENT_STATUSES and error.partial is None
-    if answered:
+    if error.partial is not None:
         return False
+    if isinstance(error, APIStatusError):
+        return error.status_code in _RESENT_STATUSES or (unsafe and error.status_code >= 500)
+    if isinstance(error, EndpointConnectionError):
+        return error.stage != "body" or unsafe
     if isinstance(error, EndpointTimeoutError):
         # Only connecting timed out for sure; a read timeout may be a generation under way.
-        return isinstance(error.__cause__, httpx2.ConnectTimeout)
-    return isinstance(error, EndpointConnectionError)
+        return error.stage == "connect" or unsafe
+    return False
+
+
+def _hung_up(error: SelfHostedError) -> bool:
+    """A kept-alive connection closed under the request: no byte of an answer came back."""
+    return isinstance(error, EndpointConnectionError) and error.hung_up and error.partial is None
 
 
 class Call:
     """The attempts of one request: pick, time, record, and decide whether to try again.
 
-    Pure decisions around the `Router`'s shared state; the provider's sync and async shells
-    do the sending and sleeping.
+    Pure decisions around the `Router`'s shared state; `_engine` does the sending and sleeping.
+
+    Args:
+        router: The replicas' shared state.
+        policy: The config's routing policy.
+        replicas: The model's endpoints.
+        model: The model id.
+        needs: The capabilities the request needs.
+        prefer: The slot to serve on when it can take the request.
+        strict: Serve on `prefer` only, even when it is ejected; never on a sibling.
+        max_attempts: Sends at most (the first included); the policy's when None.
+        resend_unsafe: Whether to resend what the server may have worked on; the policy's
+            when None.
+        timeout: The request's total seconds; the slowest replica's `timeout` when None.
+        record: Whether outcomes count in the router's state (a health check's do not: its
+            verdict reaches the router as a probe).
+        clock: Monotonic seconds.
     """
 
     def __init__(
@@ -66,8 +97,12 @@ class Call:
         *,
         model: str,
         needs: frozenset[Capability],
-        endpoint: str | None,
-        timeout: float | None,
+        prefer: int | None = None,
+        strict: bool = False,
+        max_attempts: int | None = None,
+        resend_unsafe: bool | None = None,
+        timeout: float | None = None,
+        record: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         router.check(model, needs)
@@ -75,16 +110,35 @@ class Call:
         self._policy = policy
         self._model = model
         self._needs = needs
-        self._pin = endpoint
+        self._prefer = prefer
+        self._strict = strict
+        self._budget = max_attempts if max_attempts is not None else policy.max_attempts
+        self._unsafe = policy.resend_unsafe if resend_unsafe is None else resend_unsafe
+        self._record_outcomes = record
         self._clock = clock
         budget = timeout if timeout is not None else max(e.timeout for e in replicas)
         self._timeout = timeout
         self._deadline = clock() + budget
-        self._attempts = 0
+        self._counted = 0
+        self._again: int | None = None
+        self._free_resend = True
         self._started = 0.0
         self._not_before: dict[int, float] = {}
-        self._failures: list[str] = []
-        self._last: SelfHostedError | None = None
+        self._sent: list[tuple[str, SelfHostedError]] = []
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        """Every send that failed so far, in order."""
+        last = len(self._sent) - 1
+        return tuple(
+            Attempt(
+                endpoint,
+                type(error).__name__,
+                error.status_code if isinstance(error, APIStatusError) else None,
+                resent=index < last,
+            )
+            for index, (endpoint, error) in enumerate(self._sent)
+        )
 
     def next(self) -> tuple[int, float]:
         """The slot for the next attempt and the seconds to wait before sending to it.
@@ -92,19 +146,30 @@ class Call:
         Raises the latest attempt's error (or `EndpointTimeoutError` before any) when the
         wait would end past the request's deadline.
         """
+        if not self._record_outcomes:
+            assert self._prefer is not None, "an unrecorded call probes one named slot"
+            self._started = self._clock()
+            return self._prefer, 0.0
+        again, self._again = self._again, None
         pick = self._router.pick(
-            self._model, self._needs, endpoint=self._pin, not_before=self._not_before
+            self._model,
+            self._needs,
+            prefer=again if again is not None else self._prefer,
+            strict=self._strict or again is not None,
+            not_before={} if again is not None else self._not_before,
         )
         now = self._clock()
         if pick.wait > 0 and now + pick.wait >= self._deadline:
             self._router.abandoned(pick.slot)
-            if self._last is not None:
-                # The last failure is the one raised; the ones before it are its attempts.
-                self._last.attempts = tuple(self._failures[:-1])
-            raise self._last or EndpointTimeoutError(
+            if self._sent:
+                last = self._sent[-1][1]
+                last.attempts = self.attempts
+                raise last
+            raise EndpointTimeoutError(
                 f"no replica of {self._model!r} is ready within the timeout", model=self._model
             )
-        self._attempts += 1
+        if again is None:
+            self._counted += 1
         self._started = now + pick.wait
         return pick.slot, pick.wait
 
@@ -127,42 +192,55 @@ class Call:
 
     def succeeded(self, slot: int) -> None:
         """The attempt on `slot` got its whole answer."""
-        self._router.succeeded(slot, latency=self._clock() - self._started)
+        if self._record_outcomes:
+            self._router.succeeded(slot, latency=self._clock() - self._started)
 
     def abandoned(self, slot: int) -> None:
         """The caller stopped the attempt (cancelled it, closed the stream early)."""
-        self._router.abandoned(slot)
+        if self._record_outcomes:
+            self._router.abandoned(slot)
 
-    def failed(self, slot: int, error: SelfHostedError, *, answered: bool) -> bool:
+    def failed(self, slot: int, error: SelfHostedError) -> bool:
         """Record the failed attempt; whether to send the request again.
 
-        Giving up records the earlier attempts in `error.attempts`.
+        Giving up lists every send in `error.attempts`.
         """
+        self._sent.append((error.endpoint or "", error))
+        if not self._record_outcomes:
+            error.attempts = self.attempts
+            return False
+        if _hung_up(error) and self._free_resend and self._clock() < self._deadline:
+            # The race with a server closing an idle kept-alive connection, not a failure.
+            self._free_resend = False
+            self._router.abandoned(slot)
+            self._again = slot
+            return True
         self._record(slot, error)
         resend = (
-            may_resend(error, answered=answered)
-            and self._attempts < self._policy.max_attempts
+            may_resend(error, unsafe=self._unsafe)
+            and self._counted < self._budget
             and self._clock() < self._deadline
         )
         if not resend:
-            error.attempts = tuple(self._failures)
+            error.attempts = self.attempts
             return False
         retry_after = error.retry_after if isinstance(error, RateLimitError) else None
-        backoff = self._policy.backoff * 2 ** (self._attempts - 1)
+        backoff = self._policy.backoff * 2 ** (self._counted - 1)
         self._not_before[slot] = self._clock() + (
             retry_after if retry_after is not None else backoff
         )
-        self._failures.append(f"{error.endpoint}: {type(error).__name__}")
-        self._last = error
         return True
 
     @contextmanager
     def outcome(self, slot: int) -> Iterator[None]:
-        """Record how the attempt on `slot` ends: answered, failed (never resent), abandoned."""
+        """Record how a stream read on `slot` ends: answered, failed (never resent), abandoned."""
         try:
             yield
         except SelfHostedError as exc:
-            self.failed(slot, exc, answered=True)
+            self._sent.append((exc.endpoint or "", exc))
+            if self._record_outcomes:
+                self._record(slot, exc)
+            exc.attempts = self.attempts
             raise
         except BaseException:
             self.abandoned(slot)

@@ -1,8 +1,10 @@
 """The health check of one endpoint as a sans-I/O protocol.
 
-`probe` is a generator: it yields the URL to GET next, receives the reply (or the error), and
-finally returns the `EndpointHealth`. `Provider.health` drives it with a sync client and
-`Provider.ahealth` with an async one, so both decide identically.
+`probe` is an exchange of the attempt engine (`_engine`): it yields the GET to send next,
+receives the read reply (a failed GET is thrown into it, and reported), and finally returns
+the `EndpointHealth`. Its GETs are sent and read as every request is, so the endpoint's limits
+(`max_response_bytes`, its timeouts, no redirects) bound a health check too; `Provider.health`
+and `Provider.ahealth` drive it with the engine's sync and async loops, which decide alike.
 
 Steps: `/health` (cheap; llama-server answers 503 "Loading model" until the model is in memory),
 then `/v1/models` (checks the key, names the server, gives the context window), then for
@@ -14,11 +16,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
 
-import httpx2
 from pydantic import ValidationError
 
+from selfhosted_core._calls import CallPlan
+from selfhosted_core._http import Whole
 from selfhosted_core._status import endpoint_secrets, error_from_status, redirect_error
 from selfhosted_core._wire import WireModelList, WireProps, WireVersion
 from selfhosted_core.config import ModelEndpoint
@@ -38,35 +40,18 @@ VERSION_PATHS = {
 """Where each server tells its version (see `WireVersion` for the sources); LM Studio has none."""
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What a GET returned."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
+Probe = Generator[CallPlan, Whole, EndpointHealth]
 
 
-Probe = Generator[str, Reply | SelfHostedError, EndpointHealth]
-
-
-def reply(response: httpx2.Response) -> Reply:
-    """The parts of a response the protocol looks at (headers with lower-case names)."""
-    headers = {name.lower(): value for name, value in response.headers.items()}
-    return Reply(response.status_code, headers, response.content)
-
-
-def advance(steps: Probe, answer: Reply | SelfHostedError) -> str | EndpointHealth:
-    """Hand the answer to the protocol: the next URL to fetch, or the finished result."""
-    try:
-        return steps.send(answer)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-
-
-def probe(endpoint: ModelEndpoint) -> Probe:
-    """Check one endpoint; never raises, whatever the server does."""
+def probe(endpoint: ModelEndpoint, *, slot: int) -> Probe:
+    """Check the endpoint in `slot`; never raises, whatever the server does."""
     started = time.perf_counter()
+
+    def get(url: str) -> Generator[CallPlan, Whole, Whole | SelfHostedError]:
+        try:
+            return (yield CallPlan.get(slot=slot, endpoint=endpoint, url=url))
+        except SelfHostedError as exc:
+            return exc
 
     def result(status: HealthStatus, detail: str | None = None, **found: object) -> EndpointHealth:
         found["server"] = found.get("server") or endpoint.server
@@ -80,22 +65,22 @@ def probe(endpoint: ModelEndpoint) -> Probe:
             **found,  # type: ignore[arg-type]
         )
 
-    health = yield f"{endpoint.server_root}/health"
+    health = yield from get(f"{endpoint.server_root}/health")
     if isinstance(health, SelfHostedError):
         return result(HealthStatus.DOWN, health.message)
     early = _classify(health, endpoint)
     if early is not None:
         return result(*early)
-    models = yield f"{endpoint.api_base}/models"
+    models = yield from get(f"{endpoint.api_base}/models")
     if isinstance(models, SelfHostedError):
         return result(HealthStatus.DOWN, models.message)
     failed = _classify(models, endpoint)
     if failed is not None:
         return result(*failed)
-    if models.status >= 400:
-        return result(HealthStatus.DOWN, f"/v1/models answered HTTP {models.status}")
+    if models.status_code >= 400:
+        return result(HealthStatus.DOWN, f"/v1/models answered HTTP {models.status_code}")
     try:
-        listing = WireModelList.model_validate_json(models.body)
+        listing = WireModelList.model_validate_json(models.content)
     except ValidationError:
         return result(HealthStatus.OK, "/v1/models reply is not a model list", server=None)
     kind = detect_server_kind(models.headers, [entry.owned_by or "" for entry in listing.data])
@@ -110,9 +95,9 @@ def probe(endpoint: ModelEndpoint) -> Probe:
     version = None
     version_path = VERSION_PATHS.get(kind or endpoint.server or ServerKind.GENERIC)
     if version_path is not None:
-        version = _version((yield f"{endpoint.server_root}{version_path}"))
+        version = _version((yield from get(f"{endpoint.server_root}{version_path}")))
     if kind is ServerKind.LLAMA_CPP:
-        props = _props((yield f"{endpoint.server_root}/props"))
+        props = _props((yield from get(f"{endpoint.server_root}/props")))
         if props is not None:
             settings = props.default_generation_settings
             context = (settings.n_ctx if settings else None) or props.n_ctx or context
@@ -120,20 +105,20 @@ def probe(endpoint: ModelEndpoint) -> Probe:
     return result(HealthStatus.OK, detail, server=kind, context_window=context, version=version)
 
 
-def _classify(reply: Reply, endpoint: ModelEndpoint) -> tuple[HealthStatus, str] | None:
+def _classify(reply: Whole, endpoint: ModelEndpoint) -> tuple[HealthStatus, str] | None:
     """Down (redirected), loading or unauthorized from a reply's status; None otherwise."""
-    if 300 <= reply.status < 400:
+    if 300 <= reply.status_code < 400:
         redirect = redirect_error(
-            reply.status, reply.headers.get("location"), model=endpoint.id,
+            reply.status_code, reply.headers.get("location"), model=endpoint.id,
             endpoint=endpoint.display_name,
         )  # fmt: skip
         return HealthStatus.DOWN, redirect.message
-    if reply.status in (401, 403):
-        return HealthStatus.UNAUTHORIZED, f"HTTP {reply.status}: the API key was refused"
-    if reply.status == 503:
+    if reply.status_code in (401, 403):
+        return HealthStatus.UNAUTHORIZED, f"HTTP {reply.status_code}: the API key was refused"
+    if reply.status_code == 503:
         error = error_from_status(
             503,
-            reply.body,
+            reply.content,
             retry_after=None,
             secrets=endpoint_secrets(endpoint),
             model=endpoint.id,
@@ -143,19 +128,19 @@ def _classify(reply: Reply, endpoint: ModelEndpoint) -> tuple[HealthStatus, str]
     return None
 
 
-def _version(reply: Reply | SelfHostedError) -> str | None:
-    if isinstance(reply, SelfHostedError) or reply.status != 200:
+def _version(reply: Whole | SelfHostedError) -> str | None:
+    if isinstance(reply, SelfHostedError) or reply.status_code != 200:
         return None
     try:
-        return WireVersion.model_validate_json(reply.body).version
+        return WireVersion.model_validate_json(reply.content).version
     except ValidationError:
         return None
 
 
-def _props(props: Reply | SelfHostedError) -> WireProps | None:
-    if isinstance(props, SelfHostedError) or props.status != 200:
+def _props(props: Whole | SelfHostedError) -> WireProps | None:
+    if isinstance(props, SelfHostedError) or props.status_code != 200:
         return None
     try:
-        return WireProps.model_validate_json(props.body)
+        return WireProps.model_validate_json(props.content)
     except ValidationError:
         return None

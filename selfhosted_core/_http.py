@@ -16,7 +16,12 @@ import httpx2
 
 from selfhosted_core._sse import EventTooLarge
 from selfhosted_core.config import ModelEndpoint
-from selfhosted_core.errors import EndpointConnectionError, EndpointTimeoutError, ResponseError
+from selfhosted_core.errors import (
+    EndpointConnectionError,
+    EndpointTimeoutError,
+    ResponseError,
+    Stage,
+)
 from selfhosted_core.types import ChatResponse
 
 USER_AGENT = "selfhosted-llm/0.1"
@@ -49,10 +54,11 @@ class RequestHeaders:
 
     json: httpx2.Headers
     sse: httpx2.Headers
+    get: httpx2.Headers
 
     @classmethod
     def of(cls, endpoint: ModelEndpoint) -> RequestHeaders:
-        """The headers of every POST to `endpoint`; a request adds only its `content-length`."""
+        """The headers of every request to `endpoint`; a POST adds only its `content-length`."""
         base = {
             "host": parsed_url(endpoint.url).netloc.decode("ascii"),
             # What httpx2's client offered, and what it can decode without extras.
@@ -62,6 +68,7 @@ class RequestHeaders:
         return cls(
             json=httpx2.Headers({**base, "content-type": _JSON, "accept": _JSON}),
             sse=httpx2.Headers({**base, "content-type": _JSON, "accept": "text/event-stream"}),
+            get=httpx2.Headers({**base, "accept": _JSON}),
         )
 
 
@@ -160,25 +167,17 @@ async def _adispatch(client: httpx2.AsyncClient, request: httpx2.Request) -> htt
 
 
 def send(client: httpx2.Client, request: httpx2.Request) -> httpx2.Response:
-    """Send, and once more if a pooled connection turned out to be closed; read nothing yet.
+    """Send once and wait for the response's headers; read nothing of its body yet.
 
-    llama-server may close a kept-alive connection right after a streamed response; the next
-    request on it fails with "Server disconnected without sending a response". Only the
-    headers are awaited here, so a resend happens only when no byte of a response arrived;
-    a body that breaks off later is an error, never a second (billed) generation.
+    Whether to send again after a failure is the attempt engine's decision (`_engine`), never
+    this shell's.
     """
-    try:
-        return _dispatch(client, request)
-    except httpx2.RemoteProtocolError:
-        return _dispatch(client, request)
+    return _dispatch(client, request)
 
 
 async def asend(client: httpx2.AsyncClient, request: httpx2.Request) -> httpx2.Response:
     """Async twin of `send`."""
-    try:
-        return await _adispatch(client, request)
-    except httpx2.RemoteProtocolError:
-        return await _adispatch(client, request)
+    return await _adispatch(client, request)
 
 
 class BodyTooLarge(Exception):
@@ -272,16 +271,24 @@ async def aread_whole(response: httpx2.Response, endpoint: ModelEndpoint, deadli
     return Whole(response.status_code, response.headers, body)
 
 
+_NOT_CONNECTED = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
+"""httpx2's errors raised before a connection was had: the server never saw the request."""
+
+
 @contextmanager
 def transport_errors(
     *,
     model: str,
     endpoint: str,
+    stage: Stage = "send",
     partial: Callable[[], ChatResponse | None] = lambda: None,
 ) -> Iterator[None]:
     """Map every httpx error raised inside to `EndpointTimeoutError`/`EndpointConnectionError`.
 
-    `partial` supplies what a stream had delivered, so a broken stream loses nothing.
+    `stage` says how far the exchange has got (`send` while awaiting the headers, `body` once
+    they arrived); an error that came before any connection was had is `connect` whatever the
+    caller says. `partial` supplies what a stream had delivered, so a broken stream loses
+    nothing.
     """
     try:
         yield
@@ -293,12 +300,21 @@ def transport_errors(
     except httpx2.TimeoutException as exc:
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise EndpointTimeoutError(
-            f"timed out: {detail}", model=model, endpoint=endpoint, partial=partial()
+            f"timed out: {detail}",
+            model=model,
+            endpoint=endpoint,
+            partial=partial(),
+            stage="connect" if isinstance(exc, _NOT_CONNECTED) else stage,
         ) from exc
     except httpx2.HTTPError as exc:
         # A LocalProtocolError quotes the offending request header, which may be the key.
         secret = isinstance(exc, httpx2.LocalProtocolError)
         detail = type(exc).__name__ if secret else str(exc) or type(exc).__name__
         raise EndpointConnectionError(
-            f"connection failed: {detail}", model=model, endpoint=endpoint, partial=partial()
+            f"connection failed: {detail}",
+            model=model,
+            endpoint=endpoint,
+            partial=partial(),
+            stage="connect" if isinstance(exc, _NOT_CONNECTED) else stage,
+            hung_up=stage == "send" and isinstance(exc, httpx2.RemoteProtocolError),
         ) from exc

@@ -94,14 +94,6 @@ def count(
     return _count(post("/tokenize", {"model": endpoint.upstream_model, "messages": wire}))
 
 
-def advance(steps: TokenCount, response: Whole) -> CallPlan | int:
-    """Hand the read response to the protocol: the next call to make, or the count."""
-    try:
-        return steps.send(response)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-
-
 def _tokens(plan: CallPlan) -> TokenCount:
     response = yield plan
     return len(plan.json_reply(response, WireTokens).tokens)

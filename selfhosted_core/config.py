@@ -310,6 +310,10 @@ class RoutingPolicy(Validated):
             each endpoint's rest is drawn within +/-20% so replicas do not return in lockstep.
         backoff: Seconds before resending to the endpoint that just failed; doubles with each
             attempt, and a 429's `Retry-After` replaces it.
+        resend_unsafe: Also resend what the server may have worked on: a 500, 504 or other
+            5xx, a read timeout, a connection lost after the answer began. Off by default:
+            each such resend may generate, and bill, the answer twice. A stream that has
+            yielded output is never resent.
 
     Example:
         >>> Config(endpoints=[{"url": "http://gpu-1:8080", "id": "qwen3"}],
@@ -323,6 +327,7 @@ class RoutingPolicy(Validated):
     failure_threshold: int = 3
     cooldown: float = 5.0
     backoff: float = 0.25
+    resend_unsafe: bool = False
 
     @field_validator("max_attempts", "failure_threshold", mode="before")
     @classmethod

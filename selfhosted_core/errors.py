@@ -21,18 +21,22 @@ SelfHostedError
 
 Every error carries the model id and the endpoint label (never its key or URL credentials),
 says whether retrying may help (`retryable`), and, when a stream broke after output had already
-arrived, the aggregated `partial` response so nothing received is lost.
+arrived, the aggregated `partial` response so nothing received is lost. A transport error also
+says how far the exchange got (`stage`), which is what decides whether it may be sent again; a
+request that was sent more than once lists every send in `attempts`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from selfhosted_core.types import ChatResponse
 
 __all__ = [
     "APIStatusError",
+    "Attempt",
     "AuthenticationError",
     "BadRequestError",
     "CapabilityError",
@@ -47,10 +51,41 @@ __all__ = [
     "ResponseError",
     "SelfHostedError",
     "ServerError",
+    "Stage",
     "UnknownModelError",
 ]
 
 _BODY_EXCERPT = 500
+
+Stage = Literal["connect", "send", "body"]
+"""How far an exchange got when its transport failed.
+
+`connect`: no connection was had (refused, unresolvable, TLS, connecting or waiting for a pooled
+connection timed out), so the server never saw the request. `send`: connected, the request was
+being sent or its answer awaited, and no byte of a response arrived. `body`: the response had
+started (its headers arrived) when the body broke off or stalled.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One send of a request and how it ended.
+
+    Attributes:
+        endpoint: The label of the endpoint it was sent to.
+        outcome: The error type it ended with (`"ServerError"`, `"EndpointConnectionError"`).
+        status: The HTTP status, when the server answered with one.
+        resent: Whether the request was sent again after it.
+    """
+
+    endpoint: str
+    outcome: str
+    status: int | None = None
+    resent: bool = False
+
+    def __str__(self) -> str:
+        status = f" (HTTP {self.status})" if self.status is not None else ""
+        return f"{self.endpoint}: {self.outcome}{status}{', resent' if self.resent else ''}"
 
 
 class SelfHostedError(Exception):
@@ -61,12 +96,12 @@ class SelfHostedError(Exception):
         model: The model id the request asked for, when known.
         endpoint: The label of the endpoint involved, when one was chosen.
         partial: What a broken stream had delivered before it failed.
-        attempts: The earlier attempts of the request, resent after they failed, each as
-            `"<endpoint>: <error type>"`; empty when this was the only one.
+        attempts: Every send of the request, in order, this error's own last; empty when the
+            error came before any send (a bad request, every replica ejected).
     """
 
     retryable: bool = False
-    attempts: tuple[str, ...] = ()
+    attempts: tuple[Attempt, ...] = ()
 
     def __init__(
         self,
@@ -131,15 +166,52 @@ class NotSupportedError(SelfHostedError):
 
 
 class EndpointConnectionError(SelfHostedError):
-    """The endpoint could not be reached or dropped the connection."""
+    """The endpoint could not be reached or dropped the connection.
+
+    Attributes:
+        stage: How far the exchange got (see `Stage`).
+        hung_up: The server closed the connection without sending a response: a kept-alive
+            connection it had closed, or a server going down.
+    """
 
     retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        endpoint: str | None = None,
+        partial: ChatResponse | None = None,
+        stage: Stage = "send",
+        hung_up: bool = False,
+    ) -> None:
+        super().__init__(message, model=model, endpoint=endpoint, partial=partial)
+        self.stage: Stage = stage
+        self.hung_up = hung_up
 
 
 class EndpointTimeoutError(SelfHostedError):
-    """The endpoint did not answer within the configured timeout."""
+    """The endpoint did not answer within the configured timeout.
+
+    Attributes:
+        stage: How far the exchange got (see `Stage`): `connect` means the server never saw
+            the request; `send` means it may be generating the answer.
+    """
 
     retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        endpoint: str | None = None,
+        partial: ChatResponse | None = None,
+        stage: Stage = "send",
+    ) -> None:
+        super().__init__(message, model=model, endpoint=endpoint, partial=partial)
+        self.stage: Stage = stage
 
 
 class APIStatusError(SelfHostedError):

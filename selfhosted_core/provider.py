@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import httpx2
 
-from selfhosted_core import _health, _http, _tokenize
+from selfhosted_core import _engine, _health, _http, _tokenize
 from selfhosted_core._calls import CallPlan
 from selfhosted_core._failover import Call
 from selfhosted_core._pools import AsyncPools, SyncPools
 from selfhosted_core._request import chat_payload, embedding_inputs, embedding_payload
 from selfhosted_core.config import Capability, Config
-from selfhosted_core.errors import CapabilityError, NotSupportedError, SelfHostedError
+from selfhosted_core.errors import CapabilityError, InvalidRequestError, NotSupportedError
 from selfhosted_core.profiles import ServerKind, profile_for
 from selfhosted_core.routing import EndpointStats, Router
 from selfhosted_core.streams import AsyncChatStream, ChatStream
@@ -33,6 +32,8 @@ from selfhosted_core.types import (
 )
 
 __all__ = ["Provider"]
+
+T = TypeVar("T")
 
 _EMBEDDING = frozenset({Capability.EMBEDDING})
 
@@ -129,18 +130,15 @@ class Provider:
     def chat(self, request: ChatRequest) -> ChatResponse:
         """Send a chat request and return the repaired answer."""
         call = self._chat_call(request)
-        plan, response = self._open(call, self._chat_planner(request, stream=False))
-        with call.outcome(plan.slot), plan.errors():
-            whole = _http.read_whole(response, plan.endpoint, call.deadline(plan.endpoint))
-            return plan.chat_response(whole)
+        planner = self._chat_planner(request, stream=False)
+        return self._drive(_engine.attempts(call, lambda slot: self._chat_exchange(planner(slot))))
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
         """Async twin of `chat`."""
         call = self._chat_call(request)
-        plan, response = await self._aopen(call, self._chat_planner(request, stream=False))
-        with call.outcome(plan.slot), plan.errors():
-            whole = await _http.aread_whole(response, plan.endpoint, call.deadline(plan.endpoint))
-            return plan.chat_response(whole)
+        planner = self._chat_planner(request, stream=False)
+        exchange = self._chat_exchange
+        return await self._adrive(_engine.attempts(call, lambda slot: exchange(planner(slot))))
 
     def stream(self, request: ChatRequest) -> ChatStream:
         """Stream a chat answer; iterate the chunks, then `final_response()` for the whole.
@@ -150,35 +148,29 @@ class Provider:
         """
         call = self._chat_call(request)
         planner = self._chat_planner(request, stream=True)
-        return ChatStream(call, lambda: self._open(call, planner))
+        return ChatStream(call, lambda: self._drive(_engine.opening(call, planner)))
 
     def astream(self, request: ChatRequest) -> AsyncChatStream:
         """Async twin of `stream` (call it without `await`, then `async for`)."""
         call = self._chat_call(request)
         planner = self._chat_planner(request, stream=True)
-        return AsyncChatStream(call, lambda: self._aopen(call, planner))
+        return AsyncChatStream(call, lambda: self._adrive(_engine.opening(call, planner)))
 
     def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """Embed texts; vectors come back in input order, checked against the dimension."""
         texts = embedding_inputs(request)
-        call = self._call(request.model, _EMBEDDING, request.endpoint, request.timeout)
+        call = self._embed_call(request)
         if not texts:
             return EmbeddingResponse(model=request.model, embeddings=[], endpoint="")
-        plan, response = self._open(call, self._embed_planner(request, texts))
-        with call.outcome(plan.slot), plan.errors():
-            whole = _http.read_whole(response, plan.endpoint, call.deadline(plan.endpoint))
-            return plan.embedding_response(whole, len(texts))
+        return self._drive(_engine.attempts(call, self._embed_exchanges(request, texts)))
 
     async def aembed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """Async twin of `embed`."""
         texts = embedding_inputs(request)
-        call = self._call(request.model, _EMBEDDING, request.endpoint, request.timeout)
+        call = self._embed_call(request)
         if not texts:
             return EmbeddingResponse(model=request.model, embeddings=[], endpoint="")
-        plan, response = await self._aopen(call, self._embed_planner(request, texts))
-        with call.outcome(plan.slot), plan.errors():
-            whole = await _http.aread_whole(response, plan.endpoint, call.deadline(plan.endpoint))
-            return plan.embedding_response(whole, len(texts))
+        return await self._adrive(_engine.attempts(call, self._embed_exchanges(request, texts)))
 
     def count_tokens(
         self,
@@ -200,25 +192,8 @@ class Provider:
                 TGI, or a kind that stays unknown).
         """
         _tokenize.check(model, text, messages)
-        call = self._call(model, frozenset(), None, None)
-        slot, wait = call.next()
-        with call.outcome(slot):
-            if wait:
-                time.sleep(wait)
-            health = None
-            if self._servers[slot] is None:
-                health = self._health_one(slot, _health.DEFAULT_HEALTH_TIMEOUT)
-            steps = self._plan_count(slot, model, text, messages, health)
-            client, endpoint = self._client(slot), self.config.endpoints[slot]
-            step: CallPlan | int = next(steps)
-            while isinstance(step, CallPlan):
-                with step.errors():
-                    sent = _http.send(
-                        client, step.request(call.timeouts(endpoint), self._headers[slot])
-                    )
-                    response = _http.read_whole(sent, endpoint, call.deadline(endpoint))
-                step = _tokenize.advance(steps, response)
-            return step
+        call = self._call(model, frozenset())
+        return self._drive(_engine.attempts(call, self._count_exchanges(model, text, messages)))
 
     async def acount_tokens(
         self,
@@ -229,25 +204,9 @@ class Provider:
     ) -> int:
         """Async twin of `count_tokens`."""
         _tokenize.check(model, text, messages)
-        call = self._call(model, frozenset(), None, None)
-        slot, wait = call.next()
-        with call.outcome(slot):
-            if wait:
-                await asyncio.sleep(wait)
-            health = None
-            if self._servers[slot] is None:
-                health = await self._ahealth_one(slot, _health.DEFAULT_HEALTH_TIMEOUT)
-            steps = self._plan_count(slot, model, text, messages, health)
-            client, endpoint = self._aclient(slot), self.config.endpoints[slot]
-            step: CallPlan | int = next(steps)
-            while isinstance(step, CallPlan):
-                with step.errors():
-                    sent = await _http.asend(
-                        client, step.request(call.timeouts(endpoint), self._headers[slot])
-                    )
-                    response = await _http.aread_whole(sent, endpoint, call.deadline(endpoint))
-                step = _tokenize.advance(steps, response)
-            return step
+        call = self._call(model, frozenset())
+        exchanges = self._count_exchanges(model, text, messages)
+        return await self._adrive(_engine.attempts(call, exchanges))
 
     def health(self, *, timeout: float = _health.DEFAULT_HEALTH_TIMEOUT) -> HealthReport:
         """Check every endpoint; one endpoint down or loading never fails the report."""
@@ -310,22 +269,43 @@ class Provider:
         await self.aclose()
 
     def _call(
-        self, model: str, needs: frozenset[Capability], endpoint: str | None, timeout: float | None
+        self,
+        model: str,
+        needs: frozenset[Capability],
+        intent: ChatRequest | EmbeddingRequest | None = None,
     ) -> Call:
-        """The attempts of one request; checks the model and its capabilities first."""
+        """The attempts of one request, routed and resent as `intent` asks.
+
+        Checks the model, its capabilities and the named replica first, so a request no
+        replica could serve fails before any I/O.
+        """
+        replicas = self.config.replicas(model)
+        if intent is None:
+            return Call(self._router, self.config.routing, replicas, model=model, needs=needs)
+        prefer = None
+        if intent.endpoint is not None:
+            self._router.check(model, needs)  # a capability error comes before a naming one
+            prefer = self._router.slot_named(model, intent.endpoint)
+        elif intent.strict_endpoint:
+            raise InvalidRequestError("strict_endpoint needs an endpoint to keep to", model=model)
         return Call(
             self._router,
             self.config.routing,
-            self.config.replicas(model),
+            replicas,
             model=model,
             needs=needs,
-            endpoint=endpoint,
-            timeout=timeout,
+            prefer=prefer,
+            strict=intent.strict_endpoint,
+            max_attempts=intent.max_attempts,
+            resend_unsafe=intent.resend_unsafe,
+            timeout=intent.timeout,
         )
 
     def _chat_call(self, request: ChatRequest) -> Call:
-        needs = request.required_capabilities()
-        return self._call(request.model, needs, request.endpoint, request.timeout)
+        return self._call(request.model, request.required_capabilities(), request)
+
+    def _embed_call(self, request: EmbeddingRequest) -> Call:
+        return self._call(request.model, _EMBEDDING, request)
 
     def _chat_planner(self, request: ChatRequest, *, stream: bool) -> Callable[[int], CallPlan]:
         """The chat request as sent to one slot (its server's quirks, its model name)."""
@@ -345,12 +325,16 @@ class Provider:
 
         return plan
 
-    def _embed_planner(
+    @staticmethod
+    def _chat_exchange(plan: CallPlan) -> _engine.Exchange[ChatResponse]:
+        return _engine.single(plan, plan.chat_response)
+
+    def _embed_exchanges(
         self, request: EmbeddingRequest, texts: list[str]
-    ) -> Callable[[int], CallPlan]:
-        def plan(slot: int) -> CallPlan:
+    ) -> Callable[[int], _engine.Exchange[EmbeddingResponse]]:
+        def exchange(slot: int) -> _engine.Exchange[EmbeddingResponse]:
             endpoint = self.config.endpoints[slot]
-            return CallPlan.post(
+            plan = CallPlan.post(
                 slot=slot,
                 endpoint=endpoint,
                 model=request.model,
@@ -358,68 +342,46 @@ class Provider:
                 path="/embeddings",
                 payload=embedding_payload(texts, request, endpoint),
             )
+            return _engine.single(plan, lambda whole: plan.embedding_response(whole, len(texts)))
 
-        return plan
+        return exchange
 
-    def _open(
-        self, call: Call, planner: Callable[[int], CallPlan]
-    ) -> tuple[CallPlan, httpx2.Response]:
-        """Send until an answer starts that is not to be resent; the caller reads and records it.
+    def _count_exchanges(
+        self, model: str, text: str | None, messages: Sequence[Message] | None
+    ) -> Callable[[int], _engine.Exchange[int]]:
+        def exchange(slot: int) -> _engine.Exchange[int]:
+            health = None
+            if self._servers[slot] is None:
+                health = yield from self._health_exchange(slot)
+            return (yield from self._plan_count(slot, model, text, messages, health))
 
-        An error status is read and raised here, so a 429 or 503 can go to another replica.
-        """
-        while True:
-            slot, wait = call.next()
-            answered = False
-            try:
-                if wait:
-                    time.sleep(wait)
-                plan = planner(slot)
-                client = self._client(slot)
-                with plan.errors():
-                    request = plan.request(call.timeouts(plan.endpoint), self._headers[slot])
-                    response = _http.send(client, request)
-                    answered = True
-                    if response.status_code >= 300:
-                        deadline = call.deadline(plan.endpoint)
-                        plan.raise_for_status(_http.read_whole(response, plan.endpoint, deadline))
-            except SelfHostedError as exc:
-                if call.failed(slot, exc, answered=answered):
-                    continue
-                raise
-            except BaseException:
-                call.abandoned(slot)
-                raise
-            return plan, response
+        return exchange
 
-    async def _aopen(
-        self, call: Call, planner: Callable[[int], CallPlan]
-    ) -> tuple[CallPlan, httpx2.Response]:
-        """Async twin of `_open`."""
-        while True:
-            slot, wait = call.next()
-            answered = False
-            try:
-                if wait:
-                    await asyncio.sleep(wait)
-                plan = planner(slot)
-                client = self._aclient(slot)
-                with plan.errors():
-                    request = plan.request(call.timeouts(plan.endpoint), self._headers[slot])
-                    response = await _http.asend(client, request)
-                    answered = True
-                    if response.status_code >= 300:
-                        deadline = call.deadline(plan.endpoint)
-                        whole = await _http.aread_whole(response, plan.endpoint, deadline)
-                        plan.raise_for_status(whole)
-            except SelfHostedError as exc:
-                if call.failed(slot, exc, answered=answered):
-                    continue
-                raise
-            except BaseException:
-                call.abandoned(slot)
-                raise
-            return plan, response
+    def _health_exchange(self, slot: int) -> _engine.Exchange[EndpointHealth]:
+        health = yield from _health.probe(self.config.endpoints[slot], slot=slot)
+        return self._remember(slot, health)
+
+    def _health_call(self, slot: int, timeout: float) -> Call:
+        """A check of exactly this slot, whatever its state, whose outcome is only its verdict."""
+        endpoint = self.config.endpoints[slot]
+        return Call(
+            self._router,
+            self.config.routing,
+            [endpoint],
+            model=endpoint.id,
+            needs=frozenset(),
+            prefer=slot,
+            strict=True,
+            max_attempts=1,
+            timeout=timeout,
+            record=False,
+        )
+
+    def _drive(self, engine: _engine.Engine[T]) -> T:
+        return _engine.drive(engine, self._client, self._headers)
+
+    async def _adrive(self, engine: _engine.Engine[T]) -> T:
+        return await _engine.adrive(engine, self._aclient, self._headers)
 
     def _plan_count(
         self,
@@ -452,34 +414,12 @@ class Provider:
         return _http.new_async_client(self.config.endpoints[slot], self._async_transport)
 
     def _health_one(self, slot: int, timeout: float) -> EndpointHealth:
-        endpoint = self.config.endpoints[slot]
-        client = self._client(slot)
-        steps = _health.probe(endpoint)
-        step: str | EndpointHealth = next(steps)
-        while isinstance(step, str):
-            try:
-                with _http.transport_errors(model=endpoint.id, endpoint=endpoint.display_name):
-                    response = client.get(step, timeout=timeout)
-                reply: _health.Reply | SelfHostedError = _health.reply(response)
-            except SelfHostedError as exc:
-                reply = exc
-            step = _health.advance(steps, reply)
-        return self._remember(slot, step)
+        call = self._health_call(slot, timeout)
+        return self._drive(_engine.attempts(call, self._health_exchange))
 
     async def _ahealth_one(self, slot: int, timeout: float) -> EndpointHealth:
-        endpoint = self.config.endpoints[slot]
-        client = self._aclient(slot)
-        steps = _health.probe(endpoint)
-        step: str | EndpointHealth = next(steps)
-        while isinstance(step, str):
-            try:
-                with _http.transport_errors(model=endpoint.id, endpoint=endpoint.display_name):
-                    response = await client.get(step, timeout=timeout)
-                reply: _health.Reply | SelfHostedError = _health.reply(response)
-            except SelfHostedError as exc:
-                reply = exc
-            step = _health.advance(steps, reply)
-        return self._remember(slot, step)
+        call = self._health_call(slot, timeout)
+        return await self._adrive(_engine.attempts(call, self._health_exchange))
 
     def _remember(self, slot: int, health: EndpointHealth) -> EndpointHealth:
         """Adopt the detected server kind unless the config declared one; keep the context size.

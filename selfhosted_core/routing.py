@@ -108,32 +108,33 @@ class Router:
         model: str,
         needs: frozenset[Capability],
         *,
-        endpoint: str | None = None,
+        prefer: int | None = None,
+        strict: bool = False,
         not_before: Mapping[int, float] | None = None,
     ) -> Pick:
         """Choose the endpoint for the next attempt and count it in flight there.
 
-        `endpoint` pins the request to one replica, named by its URL (with or without `/v1`)
-        or its label; an unknown name raises `InvalidRequestError` listing the replicas. A
-        pinned replica is used even when ejected: the caller asked for it by name.
-        `not_before` holds, per slot, the earliest time this request may use it again (its
-        own backoff after a failure there).
+        `prefer` (a slot, see `slot_named`) is chosen whenever it can take the request now:
+        not ejected, not resting, not waiting out this request's backoff there; otherwise
+        the replicas are chosen among as usual. With `strict`, `prefer` is chosen whatever
+        its state: the caller asked for that replica and no other. `not_before` holds, per
+        slot, the earliest time this request may use it again (its own backoff after a
+        failure there).
 
         Raises:
             EndpointConnectionError: Every replica is ejected by its circuit breaker; the
                 message names each with its latest error.
         """
         self.check(model, needs)
-        if endpoint is not None:
-            pinned = self._pinned(model, endpoint)
-            with self._lock:
-                now = self._clock()
-                self._circuits[pinned].begin(now)
-                return Pick(pinned, max(0.0, (not_before or {}).get(pinned, now) - now))
-        slots = self._pools[model]
         waits = not_before or {}
         with self._lock:
             now = self._clock()
+            if prefer is not None:
+                ready = max(self._circuits[prefer].ready_at(now), waits.get(prefer, 0.0))
+                if strict or ready <= now:
+                    self._circuits[prefer].begin(now)
+                    return Pick(prefer, max(0.0, waits.get(prefer, now) - now))
+            slots = self._pools[model]
             if all(self._circuits[slot].ejected for slot in slots):
                 ready = min(self._circuits[slot].ready_at(now) for slot in slots)
                 if ready > now:
@@ -146,6 +147,23 @@ class Router:
             slot = self._preferred(model, [slot for slot in slots if ready_at[slot] <= soonest])
             self._circuits[slot].begin(now)
             return Pick(slot, max(0.0, ready_at[slot] - now))
+
+    def slot_named(self, model: str, name: str) -> int:
+        """The slot of `model`'s replica named `name`: its URL (with or without `/v1`) or label.
+
+        Raises:
+            UnknownModelError: No model has the id `model`.
+            InvalidRequestError: No replica of `model` has that name; the message lists them.
+        """
+        self.capabilities(model)
+        slot = self._names.get((model, name.rstrip("/")))
+        if slot is None:
+            raise InvalidRequestError(
+                f"no replica of model {model!r} is named {name!r}; "
+                f"its replicas: {', '.join(self._listing[model])}",
+                model=model,
+            )
+        return slot
 
     def succeeded(self, slot: int, *, latency: float) -> None:
         """The attempt on `slot` got its answer after `latency` seconds."""
@@ -202,16 +220,6 @@ class Router:
         if model not in self._capabilities:
             raise UnknownModelError(model, known=list(self._pools))
         return self._capabilities[model]
-
-    def _pinned(self, model: str, endpoint: str) -> int:
-        slot = self._names.get((model, endpoint.rstrip("/")))
-        if slot is None:
-            raise InvalidRequestError(
-                f"no replica of model {model!r} is named {endpoint!r}; "
-                f"its replicas: {', '.join(self._listing[model])}",
-                model=model,
-            )
-        return slot
 
     def _preferred(self, model: str, usable: list[int]) -> int:
         """Fewest in flight, then the highest weight, then whose turn it is."""

@@ -127,8 +127,13 @@ class ChatRequest:
     `tool_choice` is `auto`, `none`, `required`, or the name of one of `tools`.
     `extra_body` is merged into the payload last, for server-specific parameters.
     `timeout` (seconds) replaces the endpoint's configured timeout for this request.
-    `endpoint` pins the request to one replica, named by its URL or label (a router that
-    balances replicas itself, such as LiteLLM's, chooses the replica).
+
+    How it is routed and resent, when the config's `routing` is not to decide alone:
+    `endpoint` names the replica (URL or label) to prefer: it serves the request when it can
+    take it, and a sibling does when it cannot have started it (ejected, resting, refused or
+    reset before answering). `strict_endpoint` keeps the request on that replica whatever
+    happens (a probe of one server). `max_attempts` replaces `routing.max_attempts` (sends
+    at most, the first included) and `resend_unsafe` replaces `routing.resend_unsafe`.
 
     Example:
         >>> ChatRequest(model="qwen3", messages=[Message(role="user", content="Hi")], max_tokens=64)
@@ -151,6 +156,9 @@ class ChatRequest:
     extra_body: Mapping[str, Any] | None = None
     timeout: float | None = None
     endpoint: str | None = None
+    strict_endpoint: bool = False
+    max_attempts: int | None = None
+    resend_unsafe: bool | None = None
 
     def required_capabilities(self) -> frozenset[Capability]:
         """The capabilities an endpoint must declare to serve this request."""
@@ -253,8 +261,8 @@ class ChatChunk:
 class EmbeddingRequest:
     """Texts to embed with an embedding model.
 
-    `timeout` replaces the endpoint's for this call; `endpoint` pins the call to one replica,
-    named by its URL or label.
+    `timeout` replaces the endpoint's for this call; `endpoint`, `strict_endpoint`,
+    `max_attempts` and `resend_unsafe` route and resend it as they do a `ChatRequest`.
     """
 
     model: str
@@ -262,6 +270,9 @@ class EmbeddingRequest:
     extra_body: Mapping[str, Any] | None = None
     timeout: float | None = None
     endpoint: str | None = None
+    strict_endpoint: bool = False
+    max_attempts: int | None = None
+    resend_unsafe: bool | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

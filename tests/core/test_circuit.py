@@ -43,7 +43,7 @@ def refused() -> EndpointConnectionError:
 
 def fail(router: Router, slot: int, times: int = 1) -> None:
     for _ in range(times):
-        assert router.pick("tiny", CHAT, endpoint=f"gpu-{slot + 1}").slot == slot
+        assert router.pick("tiny", CHAT, prefer=slot, strict=True).slot == slot
         router.failed(slot, refused())
 
 
@@ -61,7 +61,7 @@ def test_consecutive_failures_up_to_the_threshold_eject_the_endpoint() -> None:
 def test_a_success_between_failures_resets_the_count() -> None:
     router = make_router(Clock())
     fail(router, 0, times=2)
-    router.pick("tiny", CHAT, endpoint="gpu-1")
+    router.pick("tiny", CHAT, prefer=0, strict=True)
     router.succeeded(0, latency=0.2)
     fail(router, 0, times=2)
     assert router.stats()[0].circuit is CircuitState.CLOSED
@@ -93,7 +93,7 @@ def test_a_failed_probe_ejects_again_at_once() -> None:
     router = make_router(clock)
     fail(router, 0, times=3)
     clock.now += 12.5
-    assert router.pick("tiny", CHAT, endpoint="gpu-1").slot == 0
+    assert router.pick("tiny", CHAT, prefer=0, strict=True).slot == 0
     assert router.stats()[0].circuit is CircuitState.HALF_OPEN
     router.failed(0, refused())
     assert router.stats()[0].circuit is CircuitState.OPEN
@@ -140,7 +140,7 @@ def test_a_loading_server_rests_without_counting_towards_ejection() -> None:
     router = make_router(clock)
     loading = ServerError("Loading model", status_code=503, model="tiny", endpoint="gpu-1")
     for _ in range(5):
-        router.pick("tiny", CHAT, endpoint="gpu-1")
+        router.pick("tiny", CHAT, prefer=0, strict=True)
         router.rested(0, loading, seconds=10.0, loading=True)
     stats = router.stats()[0]
     assert (stats.circuit, stats.loading, stats.consecutive_failures) == (

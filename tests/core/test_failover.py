@@ -11,14 +11,18 @@ import httpx2
 import pytest
 
 from selfhosted_core import (
+    Attempt,
     BadRequestError,
     ChatRequest,
+    ChatResponse,
     Config,
     EmbeddingRequest,
     EndpointConnectionError,
     EndpointTimeoutError,
+    InvalidRequestError,
     Provider,
     RateLimitError,
+    SelfHostedError,
     ServerError,
 )
 from selfhosted_core._failover import may_resend
@@ -171,7 +175,40 @@ async def test_a_request_the_server_may_have_worked_on_is_not_resent(
     with pytest.raises(error) as caught:
         await driver.chat(chat())
     assert len(replicas.seen) == 1
-    assert caught.value.attempts == ()  # type: ignore[attr-defined]
+    assert caught.value.attempts == (  # type: ignore[attr-defined]
+        Attempt("gpu-1", error.__name__, getattr(caught.value, "status_code", None)),
+    )
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [read_timeout, status(500, b'{"error":{"message":"boom"}}'), status(504, b"gateway timeout")],
+)
+async def test_resend_unsafe_resends_what_the_server_may_have_worked_on(
+    driver: Driver, replicas: Replicas, failure: Behaviour
+) -> None:
+    replicas.script("gpu-1.test", failure)
+    answer = await driver.chat(chat(resend_unsafe=True))
+    assert (answer.endpoint, replicas.seen) == ("gpu-2", ["gpu-1.test", "gpu-2.test"])
+
+
+async def test_a_request_budget_of_one_send_is_never_resent(
+    driver: Driver, replicas: Replicas
+) -> None:
+    replicas.script("gpu-1.test", refused)
+    with pytest.raises(EndpointConnectionError) as caught:
+        await driver.chat(chat(max_attempts=1))
+    assert replicas.seen == ["gpu-1.test"]
+    assert caught.value.attempts == (Attempt("gpu-1", "EndpointConnectionError"),)
+
+
+async def test_a_hang_up_is_resent_once_at_once_to_the_same_replica_outside_the_budget(
+    driver: Driver, replicas: Replicas
+) -> None:
+    replicas.script("gpu-1.test", hung_up, ok)
+    answer = await driver.chat(chat(max_attempts=1))
+    assert (answer.endpoint, replicas.seen) == ("gpu-1", ["gpu-1.test", "gpu-1.test"])
+    assert stats_of(driver, "gpu-1").errors == 0
 
 
 async def test_a_bad_request_does_not_count_against_the_endpoint(
@@ -195,24 +232,62 @@ async def test_resends_stop_at_max_attempts_and_list_the_earlier_ones(
     assert replicas.seen == ["gpu-1.test", "gpu-2.test", "gpu-1.test"]
     assert caught.value.endpoint == "gpu-1"
     assert caught.value.attempts == (
-        "gpu-1: EndpointConnectionError",
-        "gpu-2: EndpointConnectionError",
+        Attempt("gpu-1", "EndpointConnectionError", resent=True),
+        Attempt("gpu-2", "EndpointConnectionError", resent=True),
+        Attempt("gpu-1", "EndpointConnectionError"),
     )
+    assert str(caught.value.attempts[0]) == "gpu-1: EndpointConnectionError, resent"
 
 
-async def test_a_pinned_request_is_resent_to_its_own_replica_after_a_backoff(
+@pytest.mark.parametrize("failure", [refused, status(503, LOADING)])
+async def test_a_preferred_replica_that_cannot_have_started_hands_over_to_a_sibling(
+    driver: Driver, replicas: Replicas, failure: Behaviour
+) -> None:
+    replicas.script("gpu-2.test", failure)
+    answer = await driver.chat(chat(endpoint="gpu-2"))
+    assert (answer.endpoint, replicas.seen) == ("gpu-1", ["gpu-2.test", "gpu-1.test"])
+
+
+async def test_a_preferred_replica_that_is_ejected_is_skipped(
+    driver: Driver, replicas: Replicas
+) -> None:
+    replicas.script("gpu-2.test", refused)
+    for _ in range(3):
+        await driver.chat(chat(endpoint="gpu-2"))
+    assert stats_of(driver, "gpu-2").circuit is CircuitState.OPEN
+    replicas.seen.clear()
+    answer = await driver.chat(chat(endpoint="gpu-2"))
+    assert (answer.endpoint, replicas.seen) == ("gpu-1", ["gpu-1.test"])
+
+
+async def test_a_preferred_replica_that_can_serve_serves(
+    driver: Driver, replicas: Replicas
+) -> None:
+    answers = [(await driver.chat(chat(endpoint="gpu-2"))).endpoint for _ in range(3)]
+    assert (answers, replicas.seen) == (["gpu-2"] * 3, ["gpu-2.test"] * 3)
+
+
+async def test_a_strict_request_is_resent_to_its_own_replica_after_a_backoff(
     driver: Driver, replicas: Replicas
 ) -> None:
     replicas.script("gpu-2.test", refused, refused, ok)
-    answer = await driver.chat(chat(endpoint="gpu-2"))
+    answer = await driver.chat(chat(endpoint="gpu-2", strict_endpoint=True))
     assert (answer.endpoint, replicas.seen) == ("gpu-2", ["gpu-2.test"] * 3)
+
+
+async def test_strict_endpoint_without_an_endpoint_is_refused_before_any_send(
+    driver: Driver, replicas: Replicas
+) -> None:
+    with pytest.raises(InvalidRequestError, match="strict_endpoint needs an endpoint"):
+        await driver.chat(chat(strict_endpoint=True))
+    assert replicas.seen == []
 
 
 async def test_a_429_waits_for_its_retry_after_on_a_single_replica(
     driver: Driver, replicas: Replicas
 ) -> None:
     replicas.script("gpu-2.test", status(429, BUSY, **{"retry-after": "0.05"}), ok)
-    answer = await driver.chat(chat(endpoint="gpu-2"))
+    answer = await driver.chat(chat(endpoint="gpu-2", strict_endpoint=True))
     assert (answer.endpoint, replicas.seen) == ("gpu-2", ["gpu-2.test"] * 2)
 
 
@@ -221,7 +296,7 @@ async def test_a_429_whose_retry_after_outlasts_the_timeout_is_raised(
 ) -> None:
     replicas.script("gpu-2.test", status(429, BUSY, **{"retry-after": "30"}), ok)
     with pytest.raises(RateLimitError) as caught:
-        await driver.chat(chat(endpoint="gpu-2", timeout=1.0))
+        await driver.chat(chat(endpoint="gpu-2", strict_endpoint=True, timeout=1.0))
     assert (caught.value.retry_after, replicas.seen) == (30.0, ["gpu-2.test"])
 
 
@@ -231,9 +306,12 @@ async def test_giving_up_before_a_wait_past_the_timeout_lists_the_earlier_attemp
     busy = status(429, BUSY, **{"retry-after": "30"})
     replicas.script("gpu-2.test", refused, busy, ok)
     with pytest.raises(RateLimitError) as caught:
-        await driver.chat(chat(endpoint="gpu-2", timeout=2.0))
+        await driver.chat(chat(endpoint="gpu-2", strict_endpoint=True, timeout=2.0))
     assert replicas.seen == ["gpu-2.test"] * 2
-    assert caught.value.attempts == ("gpu-2: EndpointConnectionError",)
+    assert caught.value.attempts == (
+        Attempt("gpu-2", "EndpointConnectionError", resent=True),
+        Attempt("gpu-2", "RateLimitError", 429),
+    )
 
 
 async def test_an_endpoint_that_keeps_failing_is_ejected_and_left_alone(
@@ -295,25 +373,51 @@ def test_the_heavier_replica_takes_requests_when_both_are_idle(replicas: Replica
 
 
 @pytest.mark.parametrize(
-    ("error", "answered", "expected"),
+    ("error", "safe", "unsafe"),
     [
-        (EndpointConnectionError("refused"), False, True),
-        (EndpointConnectionError("reset mid-body"), True, False),
-        (EndpointTimeoutError("read timed out"), False, False),
+        (EndpointConnectionError("refused", stage="connect"), True, True),
+        (EndpointConnectionError("reset before an answer", stage="send"), True, True),
+        (EndpointConnectionError("reset mid-body", stage="body"), False, True),
+        (EndpointTimeoutError("connecting timed out", stage="connect"), True, True),
+        (EndpointTimeoutError("read timed out", stage="send"), False, True),
+        (EndpointTimeoutError("body stalled", stage="body"), False, True),
         (RateLimitError("busy", status_code=429), True, True),
         (ServerError("Loading model", status_code=503), True, True),
-        (ServerError("boom", status_code=500), True, False),
-        (ServerError("gateway timeout", status_code=504), True, False),
+        (ServerError("bad gateway", status_code=502), True, True),
+        (ServerError("boom", status_code=500), False, True),
+        (ServerError("gateway timeout", status_code=504), False, True),
+        (BadRequestError("bad", status_code=400), False, False),
     ],
 )
-def test_may_resend_only_what_the_server_cannot_have_worked_on(
-    error: Exception, answered: bool, expected: bool
+def test_may_resend_only_what_the_server_cannot_have_worked_on_unless_told(
+    error: SelfHostedError, safe: bool, unsafe: bool
 ) -> None:
-    assert may_resend(error, answered=answered) is expected  # type: ignore[arg-type]
+    assert (may_resend(error), may_resend(error, unsafe=True)) == (safe, unsafe)
 
 
-def test_a_connect_timeout_may_be_resent() -> None:
-    request = httpx2.Request("POST", "http://gpu-1.test:8080/v1/chat/completions")
-    error = EndpointTimeoutError("timed out: ConnectTimeout")
-    error.__cause__ = httpx2.ConnectTimeout("timed out", request=request)
-    assert may_resend(error, answered=False)
+def test_what_had_delivered_output_is_never_resent() -> None:
+    partial = ChatResponse(id="c1", model="tiny", content="Hel", endpoint="gpu-1")
+    for error in (
+        EndpointConnectionError("reset", stage="send", partial=partial),
+        ServerError("overloaded", status_code=503, partial=partial),
+    ):
+        assert not may_resend(error, unsafe=True)
+
+
+@pytest.mark.parametrize(
+    ("failure", "stage"),
+    [
+        (refused, "connect"),
+        (lambda request: (_ for _ in ()).throw(httpx2.ConnectTimeout("slow")), "connect"),
+        (read_timeout, "send"),
+        (hung_up, "send"),
+    ],
+)
+async def test_transport_errors_say_how_far_the_exchange_got(
+    driver: Driver, replicas: Replicas, failure: Behaviour, stage: str
+) -> None:
+    replicas.script("gpu-1.test", failure)
+    replicas.script("gpu-2.test", failure)
+    with pytest.raises((EndpointConnectionError, EndpointTimeoutError)) as caught:
+        await driver.chat(chat(max_attempts=1))
+    assert caught.value.stage == stage  # type: ignore[attr-defined]

@@ -54,7 +54,9 @@ def select(
     router: Router, model: str, needs: frozenset[Capability], *, endpoint: str | None = None
 ) -> int:
     """Pick the slot of one request that then finishes at once, as a sequential caller's."""
-    slot = router.pick(model, needs, endpoint=endpoint).slot
+    router.check(model, needs)
+    prefer = router.slot_named(model, endpoint) if endpoint is not None else None
+    slot = router.pick(model, needs, prefer=prefer, strict=prefer is not None).slot
     router.succeeded(slot, latency=0.01)
     return slot
 

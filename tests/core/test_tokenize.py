@@ -237,7 +237,8 @@ async def test_error_statuses_are_typed(
     async with counting(mode, server, server="llama.cpp") as driver:
         with pytest.raises(error):
             await driver.count_tokens("qwen3", messages=user())
-    assert len(server.requests) == 1
+    # A loading server cannot have counted: the engine resends within the budget (3 sends).
+    assert len(server.requests) == (3 if status == 503 else 1)
 
 
 @pytest.mark.parametrize(

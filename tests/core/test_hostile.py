@@ -141,6 +141,17 @@ class Hostile:
                 except OSError:
                     hostile.disconnected.set()
 
+            def do_GET(self) -> None:
+                """A health check: `/health` is fine, what follows plays `behaviour`."""
+                self.close_connection = True
+                if self.path == "/health":
+                    Exchange(self, hostile, "health").reply(b'{"status":"ok"}')
+                    return
+                try:
+                    hostile.behaviour(Exchange(self, hostile, "models"))
+                except OSError:
+                    hostile.disconnected.set()
+
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the tests read `sent` and `disconnected` instead."""
 
@@ -231,6 +242,12 @@ def huge_json(exchange: Exchange) -> None:
     """A well-formed 50 MiB JSON reply (one long content string, or one long vector)."""
     if exchange.kind == "embed":
         head, piece, tail = b'{"data":[{"index":0,"embedding":[', b"0.5," * 16384, b"0.5]}]}"
+    elif exchange.kind == "models":
+        head, piece, tail = (
+            b'{"object":"list","data":[{"id":"m","owned_by":"',
+            b"x" * 65536,
+            b'"}]}',
+        )
     else:
         head = b'{"choices":[{"index":0,"message":{"role":"assistant","content":"'
         piece, tail = b"x" * 65536, b'"},"finish_reason":"stop"}]}'
@@ -249,6 +266,27 @@ async def test_a_body_past_max_response_bytes_is_refused_without_reading_it_all(
     error, peak = await failure_in_bounded_memory(mode, server, kind, max_response_bytes=LIMIT)
     assert "max_response_bytes" in error.message
     assert peak < 8 * MIB
+    assert server.disconnected.wait(5)
+    assert server.sent < HUGE // 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_health_check_reads_no_more_than_max_response_bytes(
+    serve: Callable[[Behaviour], Hostile], mode: str
+) -> None:
+    server = serve(huge_json)
+    tracemalloc.start()
+    try:
+        async with Provider(config(server, max_response_bytes=LIMIT)) as provider:
+            report = await Driver(mode, provider).health()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert {(health.status.value, health.detail) for health in report.endpoints} == {
+        ("down", f"response body exceeds max_response_bytes ({LIMIT} bytes)")
+    }
+    # Both endpoints are checked, at once when async; each stops at the limit.
+    assert peak < 8 * MIB * len(report.endpoints)
     assert server.disconnected.wait(5)
     assert server.sent < HUGE // 2
 

@@ -50,6 +50,20 @@ class EndpointSettings(BaseModel):
     timeout: float | None = Field(default=None, gt=0)
     """Seconds to wait for each request, replacing the endpoints' configured timeouts."""
 
+    max_retries: int | None = Field(default=None, ge=0)
+    """Sends after the first, at most, of one call; None keeps the config's budget.
+
+    The core sends a call again only when the server cannot have worked on it (refused, reset
+    before answering, 429, 502, 503), to a sibling replica when one can take it: a call makes
+    at most `max_retries + 1` sends (`routing.max_attempts`, 3, when None), plus one immediate
+    resend when a kept-alive connection turns out closed. LangChain adds no loop of its own.
+    """
+
+    resend_unsafe: bool | None = None
+    """Also resend what the server may have worked on (a 500 or 504, a read timeout); None
+    keeps the config's `routing.resend_unsafe` (off). Each such resend may generate, and bill,
+    the answer twice; a stream that has yielded output is never resent."""
+
     provider: Provider | None = Field(default=None, exclude=True)
     """A core `Provider` to share between models; overrides every other source."""
 
@@ -60,6 +74,11 @@ class EndpointSettings(BaseModel):
     def _endpoint_extras(self) -> dict[str, Any]:
         """Further `ModelEndpoint` fields for a `base_url` endpoint."""
         return {}
+
+    @property
+    def _max_attempts(self) -> int | None:
+        """The request's attempt budget: `max_retries` as sends, the first included."""
+        return None if self.max_retries is None else self.max_retries + 1
 
     def __init__(self, **data: Any) -> None:
         """Validate the fields, then resolve the provider and check that it serves `model`.

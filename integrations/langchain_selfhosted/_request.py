@@ -51,6 +51,8 @@ def build_request(
     extra_body: Mapping[str, Any] | None,
     timeout: float | None,
     options: Mapping[str, Any],
+    max_attempts: int | None = None,
+    resend_unsafe: bool | None = None,
 ) -> ChatRequest:
     """The core request for one call.
 
@@ -62,6 +64,8 @@ def build_request(
         extra_body: The model's extra payload fields; a per-call `extra_body` is merged over it.
         timeout: Seconds to wait, replacing the endpoint's configured timeout.
         options: Bound and per-call keyword arguments.
+        max_attempts: The call's attempt budget (the model's `max_retries + 1`).
+        resend_unsafe: Whether the core may resend what the server may have worked on.
     """
     unknown = set(options) - _CALL_OPTIONS - _LANGCHAIN_OPTIONS - set(SAMPLING)
     if unknown:
@@ -83,6 +87,8 @@ def build_request(
         stop=list(stop) if stop else None,
         extra_body=body or None,
         timeout=timeout,
+        max_attempts=max_attempts,
+        resend_unsafe=resend_unsafe,
         **sampling,
     )
 

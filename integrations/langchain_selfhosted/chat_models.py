@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import itertools
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -26,7 +23,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from langchain_selfhosted._endpoints import EndpointSettings, model_info
 from langchain_selfhosted._errors import mapped_errors
@@ -38,14 +35,12 @@ from langchain_selfhosted._messages import (
     to_message_chunk,
 )
 from langchain_selfhosted._request import SAMPLING, build_request, normalize_tool_choice
-from langchain_selfhosted._retry import retry_delay
 from selfhosted_core import (
     Capability,
     ChatRequest,
     ChatResponse,
     InvalidRequestError,
     NotSupportedError,
-    SelfHostedError,
 )
 
 if TYPE_CHECKING:
@@ -106,8 +101,13 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
             Sampling settings; each may also be given per call.
         streaming: bool
             Make `invoke` stream internally (callbacks get every token).
-        max_retries: int
-            Retries of connection failures, timeouts, 429 and 5xx before any output arrived.
+        max_retries: int | None
+            Sends after the first, at most, when a call fails before the server can have
+            worked on it (refused, 429, 502, 503); the core resends, to another replica when
+            one can take it. None keeps the config's `routing.max_attempts`.
+        resend_unsafe: bool | None
+            Also resend what the server may have worked on (5xx, read timeout); off unless
+            the config says otherwise. Output already streamed is never resent.
         extra_body: dict | None
             Server-specific payload fields (e.g. llama-server's `cache_prompt`).
 
@@ -213,9 +213,6 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
 
     streaming: bool = False
     """Make `invoke` stream internally, so callbacks and LangGraph see every token."""
-
-    max_retries: int = Field(default=2, ge=0)
-    """Retries of retryable failures (connection, timeout, 429, 5xx) before output arrived."""
 
     extra_body: dict[str, Any] | None = None
     """Fields merged into every request body, for server-specific parameters."""
@@ -323,6 +320,8 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
             extra_body=self.extra_body,
             timeout=self.timeout,
             options=kwargs,
+            max_attempts=self._max_attempts,
+            resend_unsafe=self.resend_unsafe,
         )
 
     def _result(self, response: ChatResponse) -> ChatResult:
@@ -345,15 +344,7 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
     ) -> ChatResult:
         request = self._request(messages, stop, kwargs)
         with mapped_errors():
-            for attempt in itertools.count():
-                try:
-                    response = self._provider.chat(request)
-                    break
-                except SelfHostedError as exc:
-                    delay = retry_delay(exc, attempt=attempt, max_retries=self.max_retries)
-                    if delay is None:
-                        raise
-                    time.sleep(delay)
+            response = self._provider.chat(request)
         return self._result(response)
 
     @_signature_stored
@@ -366,15 +357,7 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
     ) -> ChatResult:
         request = self._request(messages, stop, kwargs)
         with mapped_errors():
-            for attempt in itertools.count():
-                try:
-                    response = await self._provider.achat(request)
-                    break
-                except SelfHostedError as exc:
-                    delay = retry_delay(exc, attempt=attempt, max_retries=self.max_retries)
-                    if delay is None:
-                        raise
-                    await asyncio.sleep(delay)
+            response = await self._provider.achat(request)
         return self._result(response)
 
     def _stream(
@@ -385,24 +368,13 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         request = self._request(messages, stop, kwargs)
-        with mapped_errors():
-            for attempt in itertools.count():
-                started = False
-                try:
-                    with self._provider.stream(request) as stream:
-                        for chunk in stream:
-                            started = True
-                            generation = ChatGenerationChunk(message=to_message_chunk(chunk))
-                            if run_manager:
-                                run_manager.on_llm_new_token(generation.text, chunk=generation)
-                            yield generation
-                        final = stream.final_response()
-                    break
-                except SelfHostedError as exc:
-                    delay = retry_delay(exc, attempt=attempt, max_retries=self.max_retries)
-                    if delay is None or started:
-                        raise
-                    time.sleep(delay)
+        with mapped_errors(), self._provider.stream(request) as stream:
+            for chunk in stream:
+                generation = ChatGenerationChunk(message=to_message_chunk(chunk))
+                if run_manager:
+                    run_manager.on_llm_new_token(generation.text, chunk=generation)
+                yield generation
+            final = stream.final_response()
         yield ChatGenerationChunk(
             message=final_chunk(final), generation_info={"finish_reason": final.finish_reason}
         )
@@ -416,25 +388,13 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         request = self._request(messages, stop, kwargs)
         with mapped_errors():
-            for attempt in itertools.count():
-                started = False
-                try:
-                    async with self._provider.astream(request) as stream:
-                        async for chunk in stream:
-                            started = True
-                            generation = ChatGenerationChunk(message=to_message_chunk(chunk))
-                            if run_manager:
-                                await run_manager.on_llm_new_token(
-                                    generation.text, chunk=generation
-                                )
-                            yield generation
-                        final = await stream.final_response()
-                    break
-                except SelfHostedError as exc:
-                    delay = retry_delay(exc, attempt=attempt, max_retries=self.max_retries)
-                    if delay is None or started:
-                        raise
-                    await asyncio.sleep(delay)
+            async with self._provider.astream(request) as stream:
+                async for chunk in stream:
+                    generation = ChatGenerationChunk(message=to_message_chunk(chunk))
+                    if run_manager:
+                        await run_manager.on_llm_new_token(generation.text, chunk=generation)
+                    yield generation
+                final = await stream.final_response()
         yield ChatGenerationChunk(
             message=final_chunk(final), generation_info={"finish_reason": final.finish_reason}
         )

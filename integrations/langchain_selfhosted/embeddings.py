@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -15,13 +13,10 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from langchain_selfhosted._endpoints import EndpointSettings, model_info
 from langchain_selfhosted._errors import mapped_errors
-from langchain_selfhosted._retry import retry_delay
 from selfhosted_core import (
     Capability,
     ConfigurationError,
     EmbeddingRequest,
-    EmbeddingResponse,
-    SelfHostedError,
 )
 
 __all__ = ["SelfHostedEmbeddings"]
@@ -65,8 +60,11 @@ class SelfHostedEmbeddings(EndpointSettings, Embeddings):
     Key init args — embedding params:
         batch_size: int
             Most texts per request (default 64).
-        max_retries: int
-            Retries of a batch after a connection failure, timeout, 429 or 5xx.
+        max_retries: int | None
+            Sends of a batch after the first, at most, when it fails before the server can
+            have worked on it; the core resends, to another replica when one can take it.
+        resend_unsafe: bool | None
+            Also resend a batch the server may have worked on (5xx, read timeout).
         extra_body: dict | None
             Server-specific payload fields merged into every request (e.g. TEI's
             `{"truncate": True}`).
@@ -112,9 +110,6 @@ class SelfHostedEmbeddings(EndpointSettings, Embeddings):
 
     batch_size: int = Field(default=64, gt=0)
     """Most texts sent in one request; larger inputs are split, batches run concurrently."""
-
-    max_retries: int = Field(default=2, ge=0)
-    """Retries of a failed batch (connection, timeout, 429, 5xx); each may reach another replica."""
 
     extra_body: dict[str, Any] | None = None
     """Fields merged into every request body, for server-specific parameters."""
@@ -249,36 +244,19 @@ class SelfHostedEmbeddings(EndpointSettings, Embeddings):
 
     def _request(self, texts: list[str]) -> EmbeddingRequest:
         return EmbeddingRequest(
-            model=self.model, input=texts, extra_body=self.extra_body, timeout=self.timeout
+            model=self.model,
+            input=texts,
+            extra_body=self.extra_body,
+            timeout=self.timeout,
+            max_attempts=self._max_attempts,
+            resend_unsafe=self.resend_unsafe,
         )
 
     def _embed_batch(self, texts: list[str]) -> list[list[float]]:
-        request = self._request(texts)
-        response: EmbeddingResponse
-        for attempt in itertools.count():
-            try:
-                response = self._provider.embed(request)
-                break
-            except SelfHostedError as exc:
-                delay = retry_delay(exc, attempt=attempt, max_retries=self.max_retries)
-                if delay is None:
-                    raise
-                time.sleep(delay)
-        return response.embeddings
+        return self._provider.embed(self._request(texts)).embeddings
 
     async def _aembed_batch(self, texts: list[str]) -> list[list[float]]:
-        request = self._request(texts)
-        response: EmbeddingResponse
-        for attempt in itertools.count():
-            try:
-                response = await self._provider.aembed(request)
-                break
-            except SelfHostedError as exc:
-                delay = retry_delay(exc, attempt=attempt, max_retries=self.max_retries)
-                if delay is None:
-                    raise
-                await asyncio.sleep(delay)
-        return response.embeddings
+        return (await self._provider.aembed(self._request(texts))).embeddings
 
     async def _aslot_batch(self, texts: list[str], slots: asyncio.Semaphore) -> list[list[float]]:
         async with slots:

@@ -19,7 +19,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.outputs import ChatResult
 from pydantic import BaseModel, ValidationError
 
-from langchain_selfhosted import ChatSelfHosted, chat_models
+from langchain_selfhosted import ChatSelfHosted
 from selfhosted_core import (
     CapabilityError,
     Config,
@@ -273,29 +273,32 @@ async def test_unexpected_call_arguments_are_refused(lc: LCDriver, chat: ChatSel
         await lc.invoke(chat, "Hi", top_kk=3)
 
 
-async def test_retries_a_server_error_the_core_does_not_resend(
-    lc: LCDriver, provider: Provider, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+async def test_a_server_error_is_resent_only_when_the_model_opts_in(
+    lc: LCDriver, provider: Provider, server: FakeServer
 ) -> None:
-    replies: Iterator[Route] = iter(
-        [
-            # A 500 may come after work was done: the core never resends it; max_retries may.
-            (500, b'{"error":{"message":"boom"}}', {}),
-            (200, json.dumps(_answer({"role": "assistant", "content": "ok"})).encode(), {}),
-        ]
-    )
+    ok = (200, json.dumps(_answer({"role": "assistant", "content": "ok"})).encode(), {})
+    boom = (500, b'{"error":{"message":"boom"}}', {})
+    replies: Iterator[Route] = iter([boom, boom, ok])
     server.on("POST", CHAT, lambda _: next(replies))
-    waits: list[float | None] = []
+    # A 500 may come after work was done: the core does not resend it by default.
+    with pytest.raises(ServerError):
+        await lc.invoke(ChatSelfHosted(model="tiny", provider=provider, max_retries=2), "Hi")
+    assert len(server.requests) == 1
+    opted_in = ChatSelfHosted(model="tiny", provider=provider, max_retries=1, resend_unsafe=True)
+    assert (await lc.invoke(opted_in, "Hi")).content == "ok"
+    assert len(server.requests) == 3
 
-    def no_wait(error: Exception, *, attempt: int, max_retries: int) -> float | None:
-        delay = original(error, attempt=attempt, max_retries=max_retries)  # type: ignore[arg-type]
-        waits.append(delay)
-        return None if delay is None else 0.0
 
-    original = chat_models.retry_delay  # type: ignore[attr-defined]
-    monkeypatch.setattr(chat_models, "retry_delay", no_wait)
-    model = ChatSelfHosted(model="tiny", provider=provider, max_retries=1)
-    assert (await lc.invoke(model, "Hi")).content == "ok"
-    assert waits == [0.5]
+@pytest.mark.parametrize(("max_retries", "sends"), [(None, 3), (0, 1), (1, 2), (4, 5)])
+async def test_max_retries_bounds_the_sends_of_one_call(
+    lc: LCDriver, provider: Provider, server: FakeServer, max_retries: int | None, sends: int
+) -> None:
+    server.on("POST", CHAT, payloads.LLAMA_LOADING, status=503)
+    model = ChatSelfHosted(model="tiny", provider=provider, max_retries=max_retries)
+    with pytest.raises(ServerError) as caught:
+        await lc.invoke(model, "Hi")
+    assert len(server.requests) == sends
+    assert len(caught.value.attempts) == sends
 
 
 async def test_no_retry_once_a_stream_has_output(
@@ -473,7 +476,7 @@ def test_misspelt_arguments_are_refused(provider: Provider) -> None:
 
 
 async def test_stream_retries_a_connection_failure_before_any_output(
-    lc: LCDriver, provider: Provider, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+    lc: LCDriver, provider: Provider, server: FakeServer
 ) -> None:
     attempts: list[int] = []
 
@@ -484,18 +487,9 @@ async def test_stream_retries_a_connection_failure_before_any_output(
         return 200, payloads.LLAMA_STREAM, {"content-type": "text/event-stream"}
 
     server.on("POST", CHAT, refuse_once)
-    monkeypatch.setattr(chat_models, "retry_delay", _no_wait(chat_models.retry_delay))  # type: ignore[attr-defined]
     model = ChatSelfHosted(model="tiny", provider=provider, max_retries=1)
     assert merged(await lc.stream(model, "Hi")).content == "Hello there"
     assert len(attempts) == 2
-
-
-def _no_wait(original: Any) -> Any:
-    def decide(error: Exception, *, attempt: int, max_retries: int) -> float | None:
-        delay = original(error, attempt=attempt, max_retries=max_retries)
-        return None if delay is None else 0.0
-
-    return decide
 
 
 # vLLM `stream_options.continuous_usage_stats` (vllm/entrypoints/openai/protocol.py

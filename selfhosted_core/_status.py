@@ -127,19 +127,22 @@ def error_from_status(
 ) -> APIStatusError:
     """The typed error for an HTTP error response, with the server's own message.
 
-    Every one of `secrets` (see `endpoint_secrets`) is redacted from the message, the body
-    excerpt and the error type; without them the server's text is kept verbatim.
+    The type is read from the server's text as sent. Every one of `secrets` (see
+    `endpoint_secrets`) is then redacted from what is kept: the message, the body excerpt and
+    the error type; without them the server's text is kept verbatim.
     """
-    # Redacted before `_describe` cuts an excerpt from it, so no cut leaves half a secret.
-    text = redact(body[:2000].decode("utf-8", "replace"), secrets)
-    message, error_type = _describe(body, text)
-    message = redact(message, secrets)
-    error_type = redact(error_type, secrets) if error_type is not None else None
-    error = _kind(status, message, error_type)(
+    raw = body[:2000].decode("utf-8", "replace")
+    described, error_type = _describe(body)
+    # Typed on the server's own words: redaction could garble the ones that tell the type.
+    kind = _kind(status, _excerpt(raw) if described is None else described, error_type)
+    text = redact(raw, secrets)
+    # Cut from the redacted text, so no cut leaves half a secret.
+    message = _excerpt(text) if described is None else redact(described, secrets)
+    error = kind(
         message or f"HTTP {status} from server",
         status_code=status,
         body=text,
-        error_type=error_type,
+        error_type=None if error_type is None else redact(error_type, secrets),
         model=model,
         endpoint=endpoint,
     )
@@ -180,21 +183,23 @@ def error_from_event(
 ) -> APIStatusError:
     """The typed error for an error event inside a 200 stream, keeping what arrived before it.
 
-    Every one of `secrets` (see `endpoint_secrets`) is redacted from the message, the body
-    and the error type; without them the server's text is kept verbatim.
+    The type is read from the event as sent. Every one of `secrets` (see `endpoint_secrets`)
+    is then redacted from what is kept: the message, the body and the error type; without
+    them the server's text is kept verbatim.
     """
     if isinstance(error, str):
         message, error_type, code = error, None, None
     else:
         message, error_type, code = error.message or "", error.type, error.code
-    message = redact(message, secrets)
-    error_type = redact(error_type, secrets) if error_type is not None else None
     status = code if isinstance(code, int) and 400 <= code < 600 else 500
-    return _kind(status, message, error_type)(
+    # Typed on the server's own words: redaction could garble the ones that tell the type.
+    kind = _kind(status, message, error_type)
+    message = redact(message, secrets)
+    return kind(
         f"error event in stream: {message or 'no message'}",
         status_code=status,
         body=message,
-        error_type=error_type,
+        error_type=None if error_type is None else redact(error_type, secrets),
         model=model,
         endpoint=endpoint,
         partial=partial,
@@ -208,12 +213,16 @@ def _kind(status: int, message: str, error_type: str | None) -> type[APIStatusEr
     return kind
 
 
-def _describe(body: bytes, text: str) -> tuple[str, str | None]:
-    """The message and error type from any of the servers' error body shapes."""
+def _describe(body: bytes) -> tuple[str | None, str | None]:
+    """The message and error type from any of the servers' error body shapes.
+
+    The message is None when the body has none of them (a web page, plain text): then an
+    excerpt of the text stands for it.
+    """
     try:
         wire = WireErrorBody.model_validate_json(body)
     except ValidationError:
-        return text.strip()[:300], None
+        return None, None
     if isinstance(wire.error, WireErrorDetail):
         code = wire.error.code if isinstance(wire.error.code, str) else None
         # OpenAI puts the telling word in `code`, llama-server in `type`.
@@ -225,7 +234,11 @@ def _describe(body: bytes, text: str) -> tuple[str, str | None]:
         return wire.message, wire.type
     if wire.detail is not None:
         return str(wire.detail), None
-    return text.strip()[:300], None
+    return None, None
+
+
+def _excerpt(text: str) -> str:
+    return text.strip()[:300]
 
 
 def _is_context_overflow(message: str, error_type: str | None) -> bool:

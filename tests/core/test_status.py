@@ -11,27 +11,31 @@ from selfhosted_core import (
     RateLimitError,
     ServerError,
 )
-from selfhosted_core._status import error_from_status
+from selfhosted_core._status import error_from_event, error_from_status
+from selfhosted_core._wire import WireErrorDetail
 from tests.core import payloads
+
+OVERFLOWS = [
+    pytest.param(400, payloads.LLAMA_CONTEXT_OVERFLOW, id="llama"),
+    pytest.param(400, payloads.LLAMA_EMBEDDING_CONTEXT_OVERFLOW, id="llama-embedding"),
+    pytest.param(400, payloads.VLLM_OLD_CONTEXT_OVERFLOW, id="vllm-old"),
+    pytest.param(400, payloads.VLLM_NEW_CONTEXT_OVERFLOW, id="vllm-new"),
+    pytest.param(400, payloads.VLLM_CHARACTERS_CONTEXT_OVERFLOW, id="vllm-characters"),
+    pytest.param(422, payloads.TGI_CONTEXT_OVERFLOW, id="tgi"),
+    pytest.param(422, payloads.TGI_INPUT_LENGTH_OVERFLOW, id="tgi-input-length"),
+    pytest.param(400, payloads.LMSTUDIO_CONTEXT_OVERFLOW, id="lmstudio"),
+    pytest.param(400, payloads.SGLANG_CONTEXT_OVERFLOW, id="sglang"),
+    pytest.param(400, payloads.OPENAI_CONTEXT_OVERFLOW, id="openai"),
+    pytest.param(400, payloads.OPENAI_CONTEXT_WINDOW_OVERFLOW, id="openai-context-window"),
+]
+"""Each server's context overflow, with the status it answers it with."""
 
 
 def error(status: int, body: bytes, retry_after: str | None = None) -> APIStatusError:
     return error_from_status(status, body, retry_after=retry_after, model="m", endpoint="gpu-1")
 
 
-@pytest.mark.parametrize(
-    ("status", "body"),
-    [
-        (400, payloads.LLAMA_CONTEXT_OVERFLOW),
-        (400, payloads.VLLM_OLD_CONTEXT_OVERFLOW),
-        (400, payloads.VLLM_NEW_CONTEXT_OVERFLOW),
-        (422, payloads.TGI_CONTEXT_OVERFLOW),
-        (400, payloads.LMSTUDIO_CONTEXT_OVERFLOW),
-        (400, payloads.SGLANG_CONTEXT_OVERFLOW),
-        (400, payloads.OPENAI_CONTEXT_OVERFLOW),
-    ],
-    ids=["llama", "vllm-old", "vllm-new", "tgi", "lmstudio", "sglang", "openai"],
-)
+@pytest.mark.parametrize(("status", "body"), OVERFLOWS)
 def test_context_overflow_recognised_from_each_server(status: int, body: bytes) -> None:
     raised = error(status, body)
     assert type(raised) is ContextWindowExceededError
@@ -43,6 +47,41 @@ def test_llama_overflow_keeps_the_server_message_and_type() -> None:
     raised = error(400, payloads.LLAMA_CONTEXT_OVERFLOW)
     assert raised.message.startswith("request (13392 tokens) exceeds the available context size")
     assert raised.error_type == "exceed_context_size_error"
+
+
+@pytest.mark.parametrize(
+    ("key", "status", "body"),
+    [
+        pytest.param("overflows", 400, payloads.LMSTUDIO_CONTEXT_OVERFLOW, id="lmstudio-wording"),
+        pytest.param("max_new_tokens", 422, payloads.TGI_CONTEXT_OVERFLOW, id="tgi-wording"),
+        pytest.param(
+            "context_length", 400, payloads.OPENAI_CONTEXT_WINDOW_OVERFLOW, id="openai-code"
+        ),
+    ],
+)
+def test_overflow_is_typed_from_the_servers_words_even_where_they_quote_a_secret(
+    key: str, status: int, body: bytes
+) -> None:
+    # The only words telling the overflow contain the secret: they are read before redaction.
+    raised = error_from_status(
+        status, body, retry_after=None, model="m", endpoint="gpu-1", secrets=(key,)
+    )
+    assert type(raised) is ContextWindowExceededError
+    assert key not in f"{raised.message} {raised.body} {raised.error_type} {raised!r}"
+
+
+def test_overflow_event_is_typed_from_the_servers_words_even_where_they_quote_a_secret() -> None:
+    event = WireErrorDetail(
+        code=400,
+        message="the request exceeds the available context size. try increasing the context "
+        "size or enable context shift",
+        type="invalid_request_error",
+    )
+    raised = error_from_event(
+        event, model="m", endpoint="gpu-1", partial=None, secrets=("available",)
+    )
+    assert type(raised) is ContextWindowExceededError
+    assert "available" not in f"{raised.message} {raised.body} {raised!r}"
 
 
 def test_other_bad_requests_are_not_overflow() -> None:

@@ -1,9 +1,11 @@
 """The one table from HTTP error statuses (and mid-stream error events) to typed errors.
 
-A server may quote the request back in its error text ("invalid key Bearer sk-..."). Given
-the endpoint's secrets (`endpoint_secrets`), the errors built here have each replaced by
-`REDACTED` before the text is kept anywhere, so no message, body, log line or traceback
-carries them.
+An error is typed on the server's text as sent. A server may quote the request back in that
+text ("invalid key Bearer sk-..."), so given the endpoint's secrets (`endpoint_secrets`), the
+errors built here have each replaced by `REDACTED` in whatever they keep, and no message,
+body, log line or traceback carries them. A key or header value is a secret unless it is a
+well-known placeholder (`EMPTY`, `ollama`, `lm-studio`, ...) or shorter than 8 characters
+(`is_secret`): redacting those protects nothing and garbles the text.
 """
 
 from __future__ import annotations
@@ -72,15 +74,51 @@ _CONTEXT_WORDING = re.compile(
 REDACTED = "[redacted]"
 """What stands in for a secret in any text a server sent back."""
 
-_SHORTEST_SECRET = 4
-"""Shorter header values (`X-Debug: 1`) guard nothing, and redacting them would garble text."""
+_PLACEHOLDER_KEYS = frozenset(
+    {
+        # The placeholders the servers' own docs tell clients to send.
+        "empty",  # vLLM
+        "ollama",  # Ollama
+        "lm-studio",  # LM Studio
+        "sk-no-key-required",  # llama.cpp (tools/server README)
+        # Others in common use for a server that checks no key.
+        "lmstudio",
+        "x",
+        "none",
+        "null",
+        "no-key",
+        "nokey",
+        "dummy",
+        "sk-dummy",
+        "not-needed",
+        "placeholder",
+        "unused",
+    }
+)
+"""Well-known stand-ins for "no key", lowercase (see `is_secret`)."""
+
+
+def is_secret(value: str) -> bool:
+    """Whether `value` is worth redacting: 8 characters or more, and no well-known placeholder.
+
+    The one rule for an endpoint's key and its header values alike; `Bearer <value>` is judged
+    by the value. Most self-hosted servers check no key, so clients send a placeholder
+    (`_PLACEHOLDER_KEYS`, compared case-insensitively), and short header values are flags
+    (`X-Debug: 1`). Redacting such strings protects nothing, since they are public or
+    guessable, and garbles every text they occur in: with the key `x`, "exceeds the available
+    context size" would read "e[redacted]ceeds the available conte[redacted]t size".
+    """
+    scheme, _, rest = value.strip().partition(" ")
+    credential = rest.strip() if scheme.lower() == "bearer" and rest else value.strip()
+    return len(credential) >= 8 and credential.lower() not in _PLACEHOLDER_KEYS
 
 
 def endpoint_secrets(endpoint: ModelEndpoint) -> tuple[str, ...]:
     """Every credential `endpoint` sends: its key, its `Authorization` value, its header values.
 
-    Pass the result as `secrets` to `error_from_status` and `error_from_event` (and to the
-    `Assembler`), so what a server quotes back of the request never reaches an error.
+    Only those `is_secret` accepts. Pass the result as `secrets` to `error_from_status` and
+    `error_from_event` (and to the `Assembler`), so what a server quotes back of the request
+    never reaches an error.
     """
     secrets: list[str] = []
     if endpoint.api_key is not None:
@@ -89,8 +127,8 @@ def endpoint_secrets(endpoint: ModelEndpoint) -> tuple[str, ...]:
     for value in endpoint.headers.values():
         text = value.get_secret_value()
         # A server may quote a value trimmed, as HTTP parsers read it.
-        secrets += [form for form in (text, text.strip()) if len(form) >= _SHORTEST_SECRET]
-    return tuple(dict.fromkeys(secret for secret in secrets if secret))
+        secrets += [text, text.strip()]
+    return tuple(dict.fromkeys(secret for secret in secrets if is_secret(secret)))
 
 
 def redact(text: str, secrets: Collection[str]) -> str:

@@ -46,29 +46,27 @@ _BY_STATUS: Mapping[int, type[APIStatusError]] = {
 _CONTEXT_TYPES = frozenset({"exceed_context_size_error", "context_length_exceeded"})
 """Error `type`/`code` values meaning context overflow: llama-server, OpenAI."""
 
-_CONTEXT_WORDING = re.compile(
-    "|".join(
-        (
-            # OpenAI, and vLLM before 0.16: "This model's maximum context length is 4096 tokens."
-            r"maximum context length",
-            # vLLM 0.16+: "You passed 5000 input tokens and requested 100 output tokens. However,
-            # the model's context length is only 4096 tokens"
-            r"context length is only \d+",
-            r"you passed \d+ input (?:tokens|characters)",
-            # llama-server: "request (13392 tokens) exceeds the available context size (8192
-            # tokens), try increasing it" (tools/server/server-context.cpp)
-            r"exceeds the available context size",
-            # TGI 422: "`inputs` tokens + `max_new_tokens` must be <= 4096"
-            r"`?inputs`? tokens \+ `?max_new_tokens`? must be <=",
-            r"`?inputs`? must have less than \d+ tokens",
-            # LM Studio: "Trying to keep the first 14538 tokens when context the overflows."
-            r"when context the overflows",
-            # SGLang: "The input (5000 tokens) is longer than the model's context length"
-            r"longer than the model's context length",
-        )
-    ),
-    re.IGNORECASE,
+_CONTEXT_PHRASES = (
+    # OpenAI, and vLLM before 0.16: "This model's maximum context length is 4096 tokens."
+    r"maximum context length",
+    # vLLM 0.16+: "You passed 5000 input tokens and requested 100 output tokens. However,
+    # the model's context length is only 4096 tokens"
+    r"context length is only \d+",
+    r"you passed \d+ input (?:tokens|characters)",
+    # llama-server: "request (13392 tokens) exceeds the available context size (8192
+    # tokens), try increasing it" (tools/server/server-context.cpp)
+    r"exceeds the available context size",
+    # TGI 422: "`inputs` tokens + `max_new_tokens` must be <= 4096"
+    r"`?inputs`? tokens \+ `?max_new_tokens`? must be <=",
+    r"`?inputs`? must have less than \d+ tokens",
+    # LM Studio: "Trying to keep the first 14538 tokens when context the overflows."
+    r"when context the overflows",
+    # SGLang: "The input (5000 tokens) is longer than the model's context length"
+    r"longer than the model's context length",
 )
+"""How each server words a context overflow, as regular expressions."""
+
+_CONTEXT_WORDING = re.compile("|".join(_CONTEXT_PHRASES), re.IGNORECASE)
 
 
 REDACTED = "[redacted]"

@@ -1,9 +1,11 @@
 """The one table from HTTP error statuses (and mid-stream error events) to typed errors.
 
-A server may quote the request back in its error text ("invalid key Bearer sk-..."). Given
-the endpoint's secrets (`endpoint_secrets`), the errors built here have each replaced by
-`REDACTED` before the text is kept anywhere, so no message, body, log line or traceback
-carries them.
+An error is typed on the server's text as sent. A server may quote the request back in that
+text ("invalid key Bearer sk-..."), so given the endpoint's secrets (`endpoint_secrets`), the
+errors built here have each replaced by `REDACTED` in whatever they keep, and no message,
+body, log line or traceback carries them. A key or header value is a secret unless it is a
+well-known placeholder (`EMPTY`, `ollama`, `lm-studio`, ...) or shorter than 8 characters
+(`is_secret`): redacting those protects nothing and garbles the text.
 """
 
 from __future__ import annotations
@@ -44,43 +46,77 @@ _BY_STATUS: Mapping[int, type[APIStatusError]] = {
 _CONTEXT_TYPES = frozenset({"exceed_context_size_error", "context_length_exceeded"})
 """Error `type`/`code` values meaning context overflow: llama-server, OpenAI."""
 
-_CONTEXT_WORDING = re.compile(
-    "|".join(
-        (
-            # OpenAI, and vLLM before 0.16: "This model's maximum context length is 4096 tokens."
-            r"maximum context length",
-            # vLLM 0.16+: "You passed 5000 input tokens and requested 100 output tokens. However,
-            # the model's context length is only 4096 tokens"
-            r"context length is only \d+",
-            r"you passed \d+ input (?:tokens|characters)",
-            # llama-server: "request (13392 tokens) exceeds the available context size (8192
-            # tokens), try increasing it" (tools/server/server-context.cpp)
-            r"exceeds the available context size",
-            # TGI 422: "`inputs` tokens + `max_new_tokens` must be <= 4096"
-            r"`?inputs`? tokens \+ `?max_new_tokens`? must be <=",
-            r"`?inputs`? must have less than \d+ tokens",
-            # LM Studio: "Trying to keep the first 14538 tokens when context the overflows."
-            r"when context the overflows",
-            # SGLang: "The input (5000 tokens) is longer than the model's context length"
-            r"longer than the model's context length",
-        )
-    ),
-    re.IGNORECASE,
+_CONTEXT_PHRASES = (
+    # OpenAI, and vLLM before 0.16: "This model's maximum context length is 4096 tokens."
+    r"maximum context length",
+    # vLLM 0.16+: "You passed 5000 input tokens and requested 100 output tokens. However,
+    # the model's context length is only 4096 tokens"
+    r"context length is only \d+",
+    r"you passed \d+ input (?:tokens|characters)",
+    # llama-server: "request (13392 tokens) exceeds the available context size (8192
+    # tokens), try increasing it" (tools/server/server-context.cpp)
+    r"exceeds the available context size",
+    # TGI 422: "`inputs` tokens + `max_new_tokens` must be <= 4096"
+    r"`?inputs`? tokens \+ `?max_new_tokens`? must be <=",
+    r"`?inputs`? must have less than \d+ tokens",
+    # LM Studio: "Trying to keep the first 14538 tokens when context the overflows."
+    r"when context the overflows",
+    # SGLang: "The input (5000 tokens) is longer than the model's context length"
+    r"longer than the model's context length",
 )
+"""How each server words a context overflow, as regular expressions."""
+
+_CONTEXT_WORDING = re.compile("|".join(_CONTEXT_PHRASES), re.IGNORECASE)
 
 
 REDACTED = "[redacted]"
 """What stands in for a secret in any text a server sent back."""
 
-_SHORTEST_SECRET = 4
-"""Shorter header values (`X-Debug: 1`) guard nothing, and redacting them would garble text."""
+_PLACEHOLDER_KEYS = frozenset(
+    {
+        # The placeholders the servers' own docs tell clients to send.
+        "empty",  # vLLM
+        "ollama",  # Ollama
+        "lm-studio",  # LM Studio
+        "sk-no-key-required",  # llama.cpp (tools/server README)
+        # Others in common use for a server that checks no key.
+        "lmstudio",
+        "x",
+        "none",
+        "null",
+        "no-key",
+        "nokey",
+        "dummy",
+        "sk-dummy",
+        "not-needed",
+        "placeholder",
+        "unused",
+    }
+)
+"""Well-known stand-ins for "no key", lowercase (see `is_secret`)."""
+
+
+def is_secret(value: str) -> bool:
+    """Whether `value` is worth redacting: 8 characters or more, and no well-known placeholder.
+
+    The one rule for an endpoint's key and its header values alike; `Bearer <value>` is judged
+    by the value. Most self-hosted servers check no key, so clients send a placeholder
+    (`_PLACEHOLDER_KEYS`, compared case-insensitively), and short header values are flags
+    (`X-Debug: 1`). Redacting such strings protects nothing, since they are public or
+    guessable, and garbles every text they occur in: with the key `x`, "exceeds the available
+    context size" would read "e[redacted]ceeds the available conte[redacted]t size".
+    """
+    scheme, _, rest = value.strip().partition(" ")
+    credential = rest.strip() if scheme.lower() == "bearer" and rest else value.strip()
+    return len(credential) >= 8 and credential.lower() not in _PLACEHOLDER_KEYS
 
 
 def endpoint_secrets(endpoint: ModelEndpoint) -> tuple[str, ...]:
     """Every credential `endpoint` sends: its key, its `Authorization` value, its header values.
 
-    Pass the result as `secrets` to `error_from_status` and `error_from_event` (and to the
-    `Assembler`), so what a server quotes back of the request never reaches an error.
+    Only those `is_secret` accepts. Pass the result as `secrets` to `error_from_status` and
+    `error_from_event` (and to the `Assembler`), so what a server quotes back of the request
+    never reaches an error.
     """
     secrets: list[str] = []
     if endpoint.api_key is not None:
@@ -89,8 +125,8 @@ def endpoint_secrets(endpoint: ModelEndpoint) -> tuple[str, ...]:
     for value in endpoint.headers.values():
         text = value.get_secret_value()
         # A server may quote a value trimmed, as HTTP parsers read it.
-        secrets += [form for form in (text, text.strip()) if len(form) >= _SHORTEST_SECRET]
-    return tuple(dict.fromkeys(secret for secret in secrets if secret))
+        secrets += [text, text.strip()]
+    return tuple(dict.fromkeys(secret for secret in secrets if is_secret(secret)))
 
 
 def redact(text: str, secrets: Collection[str]) -> str:
@@ -127,19 +163,22 @@ def error_from_status(
 ) -> APIStatusError:
     """The typed error for an HTTP error response, with the server's own message.
 
-    Every one of `secrets` (see `endpoint_secrets`) is redacted from the message, the body
-    excerpt and the error type; without them the server's text is kept verbatim.
+    The type is read from the server's text as sent. Every one of `secrets` (see
+    `endpoint_secrets`) is then redacted from what is kept: the message, the body excerpt and
+    the error type; without them the server's text is kept verbatim.
     """
-    # Redacted before `_describe` cuts an excerpt from it, so no cut leaves half a secret.
-    text = redact(body[:2000].decode("utf-8", "replace"), secrets)
-    message, error_type = _describe(body, text)
-    message = redact(message, secrets)
-    error_type = redact(error_type, secrets) if error_type is not None else None
-    error = _kind(status, message, error_type)(
+    raw = body[:2000].decode("utf-8", "replace")
+    described, error_type = _describe(body)
+    # Typed on the server's own words: redaction could garble the ones that tell the type.
+    kind = _kind(status, _excerpt(raw) if described is None else described, error_type)
+    text = redact(raw, secrets)
+    # Cut from the redacted text, so no cut leaves half a secret.
+    message = _excerpt(text) if described is None else redact(described, secrets)
+    error = kind(
         message or f"HTTP {status} from server",
         status_code=status,
         body=text,
-        error_type=error_type,
+        error_type=None if error_type is None else redact(error_type, secrets),
         model=model,
         endpoint=endpoint,
     )
@@ -180,21 +219,23 @@ def error_from_event(
 ) -> APIStatusError:
     """The typed error for an error event inside a 200 stream, keeping what arrived before it.
 
-    Every one of `secrets` (see `endpoint_secrets`) is redacted from the message, the body
-    and the error type; without them the server's text is kept verbatim.
+    The type is read from the event as sent. Every one of `secrets` (see `endpoint_secrets`)
+    is then redacted from what is kept: the message, the body and the error type; without
+    them the server's text is kept verbatim.
     """
     if isinstance(error, str):
         message, error_type, code = error, None, None
     else:
         message, error_type, code = error.message or "", error.type, error.code
-    message = redact(message, secrets)
-    error_type = redact(error_type, secrets) if error_type is not None else None
     status = code if isinstance(code, int) and 400 <= code < 600 else 500
-    return _kind(status, message, error_type)(
+    # Typed on the server's own words: redaction could garble the ones that tell the type.
+    kind = _kind(status, message, error_type)
+    message = redact(message, secrets)
+    return kind(
         f"error event in stream: {message or 'no message'}",
         status_code=status,
         body=message,
-        error_type=error_type,
+        error_type=None if error_type is None else redact(error_type, secrets),
         model=model,
         endpoint=endpoint,
         partial=partial,
@@ -208,12 +249,16 @@ def _kind(status: int, message: str, error_type: str | None) -> type[APIStatusEr
     return kind
 
 
-def _describe(body: bytes, text: str) -> tuple[str, str | None]:
-    """The message and error type from any of the servers' error body shapes."""
+def _describe(body: bytes) -> tuple[str | None, str | None]:
+    """The message and error type from any of the servers' error body shapes.
+
+    The message is None when the body has none of them (a web page, plain text): then an
+    excerpt of the text stands for it.
+    """
     try:
         wire = WireErrorBody.model_validate_json(body)
     except ValidationError:
-        return text.strip()[:300], None
+        return None, None
     if isinstance(wire.error, WireErrorDetail):
         code = wire.error.code if isinstance(wire.error.code, str) else None
         # OpenAI puts the telling word in `code`, llama-server in `type`.
@@ -225,7 +270,11 @@ def _describe(body: bytes, text: str) -> tuple[str, str | None]:
         return wire.message, wire.type
     if wire.detail is not None:
         return str(wire.detail), None
-    return text.strip()[:300], None
+    return None, None
+
+
+def _excerpt(text: str) -> str:
+    return text.strip()[:300]
 
 
 def _is_context_overflow(message: str, error_type: str | None) -> bool:

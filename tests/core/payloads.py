@@ -15,6 +15,14 @@ LLAMA_CONTEXT_OVERFLOW = (
     b'"n_prompt_tokens":13392,"n_ctx":8192}}'
 )
 
+# tools/server/server-context.cpp: a prompt longer than the context in a task whose prompt
+# cannot be split (embeddings, reranking); the same type in other words.
+LLAMA_EMBEDDING_CONTEXT_OVERFLOW = (
+    b'{"error":{"code":400,"message":"input (608 tokens) is larger than the max context size '
+    b'(512 tokens). skipping","type":"exceed_context_size_error","n_prompt_tokens":608,'
+    b'"n_ctx":512}}'
+)
+
 # tools/server/server-http.cpp: /health and every route while the model loads; README /health.
 LLAMA_LOADING = b'{"error":{"message":"Loading model","type":"unavailable_error","code":503}}'
 
@@ -119,6 +127,16 @@ VLLM_NEW_CONTEXT_OVERFLOW = (
     b'value=9000)","type":"BadRequestError","param":"input_tokens","code":400}}'
 )
 
+# vllm/renderers/params.py TokenizeParams: a text refused before tokenizing, counted in
+# characters (as quoted in higress-group/hiclaw#346).
+VLLM_CHARACTERS_CONTEXT_OVERFLOW = (
+    b'{"error":{"message":"You passed 74655 input characters and requested 32000 output tokens. '
+    b"However, the model's context length is only 32000 tokens, resulting in a maximum input "
+    b"length of 0 tokens (at most 0 characters). Please reduce the length of the input prompt. "
+    b'(parameter=input_text, value=74655)","type":"BadRequestError","param":"input_text",'
+    b'"code":400}}'
+)
+
 # vllm/entrypoints/openai/serving_chat.py: tools without --enable-auto-tool-choice (not overflow).
 VLLM_NO_TOOL_PARSER = (
     b'{"error":{"message":"\\"auto\\" tool choice requires --enable-auto-tool-choice and '
@@ -152,6 +170,12 @@ VLLM_TOKENIZE = (
 TGI_CONTEXT_OVERFLOW = (
     b'{"error":"Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. '
     b'Given: 17 `inputs` tokens and 10000 `max_new_tokens`","error_type":"validation"}'
+)
+
+# router/src/validation.rs ValidationError::InputLength: a prompt over --max-input-tokens.
+TGI_INPUT_LENGTH_OVERFLOW = (
+    b'{"error":"Input validation error: `inputs` must have less than 4096 tokens. Given: 5000",'
+    b'"error_type":"validation"}'
 )
 
 # huggingface/text-generation-inference#2019: SSE lines are `data:` without a space.
@@ -250,6 +274,12 @@ OPENAI_CONTEXT_OVERFLOW = (
     b'{"error":{"message":"This model\'s maximum context length is 4097 tokens. However, your '
     b'messages resulted in 27770 tokens. Please reduce the length of the messages.",'
     b'"type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}'
+)
+
+# The newer wording, told only by the code (as mocked in openai/codex's tests).
+OPENAI_CONTEXT_WINDOW_OVERFLOW = (
+    b'{"error":{"code":"context_length_exceeded","message":"Your input exceeds the context '
+    b'window of this model. Please adjust your input and try again."}}'
 )
 
 # --- version replies (health checks) -------------------------------------------------------------

@@ -150,6 +150,61 @@ def test_short_header_values_are_not_secrets() -> None:
 
 
 @pytest.mark.parametrize(
+    "key",
+    [
+        "x",
+        "EMPTY",
+        "empty",
+        "ollama",
+        "lm-studio",
+        "LMStudio",
+        "sk-no-key-required",
+        "SK-No-Key-Required",
+        "none",
+        "not-needed",
+        "sk-dummy",
+        "1234567",
+    ],
+)
+def test_placeholder_and_short_keys_are_not_secrets(key: str) -> None:
+    # What every client of a keyless server sends is no secret, and redacting it garbles text.
+    assert endpoint_secrets(ModelEndpoint(url=CHAT_URL, id="tiny", api_key=key)) == ()
+
+
+@pytest.mark.parametrize("key", ["12345678", "sk-live-0123456789abcdef", "ollama-prod-7f3a"])
+def test_a_key_of_eight_characters_that_is_no_placeholder_is_a_secret(key: str) -> None:
+    endpoint = ModelEndpoint(url=CHAT_URL, id="tiny", api_key=key)
+    assert set(endpoint_secrets(endpoint)) == {f"Bearer {key}", key}
+
+
+def test_header_values_follow_the_same_rule_as_the_key() -> None:
+    long_value = "tenant-0123456789"
+    endpoint = ModelEndpoint(
+        url=CHAT_URL,
+        id="tiny",
+        headers={
+            "X-Debug": "1",
+            "X-Api-Key": "EMPTY",
+            "Authorization": "Bearer x",
+            "X-Tenant": long_value,
+            "X-Upstream-Authorization": "Bearer sk-live-0123456789abcdef",
+        },
+    )
+    assert set(endpoint_secrets(endpoint)) == {long_value, "Bearer sk-live-0123456789abcdef"}
+    quoted = json.dumps({"error": {"message": f"debug=1 key=EMPTY Bearer x tenant={long_value}"}})
+    error = error_from_status(
+        403,
+        quoted.encode(),
+        retry_after=None,
+        model="tiny",
+        endpoint="chat-a",
+        secrets=endpoint_secrets(endpoint),
+    )
+    assert error.message == f"debug=1 key=EMPTY Bearer x tenant={REDACTED}"
+    assert long_value not in f"{error.body} {error!r}"
+
+
+@pytest.mark.parametrize(
     "body",
     [
         json.dumps({"error": {"message": f"bad key Bearer {KEY}, tenant {HEADER}"}}),

@@ -84,11 +84,19 @@ def litellm_error(error: core.SelfHostedError, *, model: str) -> Exception:
 
 @contextmanager
 def mapped_errors(model: str) -> Iterator[None]:
-    """Re-raise core errors as LiteLLM's, chained to the core error."""
+    """Re-raise core errors as LiteLLM's, chained to the core error.
+
+    Each carries `num_retries = 0`, which a LiteLLM Router reads off the error in place of its
+    own setting: the core has already sent the call as often as it may (to sibling replicas
+    when they could take it), so a Router retry would only multiply the sends, and resend what
+    the core refused to resend because the server may have worked on it.
+    """
     try:
         yield
     except core.SelfHostedError as exc:
-        raise litellm_error(exc, model=model) from exc
+        error = litellm_error(exc, model=model)
+        error.num_retries = 0  # type: ignore[attr-defined]  # LiteLLM's errors define it; the Router reads it
+        raise error from exc
 
 
 def _status_error(status: int, text: str, model: str) -> Exception:

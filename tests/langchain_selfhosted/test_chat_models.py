@@ -276,8 +276,8 @@ async def test_unexpected_call_arguments_are_refused(lc: LCDriver, chat: ChatSel
 async def test_a_server_error_is_resent_only_when_the_model_opts_in(
     lc: LCDriver, provider: Provider, server: FakeServer
 ) -> None:
-    ok = (200, json.dumps(_answer({"role": "assistant", "content": "ok"})).encode(), {})
-    boom = (500, b'{"error":{"message":"boom"}}', {})
+    ok: Route = (200, json.dumps(_answer({"role": "assistant", "content": "ok"})).encode(), {})
+    boom: Route = (500, b'{"error":{"message":"boom"}}', {})
     replies: Iterator[Route] = iter([boom, boom, ok])
     server.on("POST", CHAT, lambda _: next(replies))
     # A 500 may come after work was done: the core does not resend it by default.

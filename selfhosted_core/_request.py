@@ -24,13 +24,12 @@ _TOOL_CHOICE_KEYWORDS = frozenset({"auto", "none", "required"})
 def chat_payload(
     request: ChatRequest, endpoint: ModelEndpoint, profile: ServerProfile, *, stream: bool
 ) -> dict[str, Any]:
-    """The chat completion body for `endpoint`.
+    """The chat completion body for `endpoint`, for a request `validate_chat` accepted.
 
     Sends `max_tokens`, never `max_completion_tokens`, which many servers reject; asks for
     usage on every stream; sends `parallel_tool_calls` and `strict` only when the caller set
     them; merges `extra_body` last so callers can reach any server-specific parameter.
     """
-    validate_chat(request)
     payload: dict[str, Any] = {
         "model": endpoint.upstream_model,
         "messages": wire_messages(request.messages, endpoint, profile),
@@ -73,9 +72,10 @@ def chat_payload(
 
 
 def validate_chat(request: ChatRequest) -> None:
-    """Reject requests no server could answer, before any I/O."""
+    """Reject requests no server could answer; the provider calls this once, before any I/O."""
     if not request.messages:
         raise InvalidRequestError("a chat request needs at least one message", model=request.model)
+    _check_max_tokens(request)
     response_format = request.response_format
     if (
         response_format is not None
@@ -98,6 +98,29 @@ def validate_chat(request: ChatRequest) -> None:
             f"tool_choice names {choice!r}, which is not among the tools offered: {names}",
             model=request.model,
         )
+
+
+def _check_max_tokens(request: ChatRequest) -> None:
+    """`max_tokens`, when set, is an integer of at least 1, as OpenAI and vLLM require.
+
+    Below 1 servers disagree (llama-server reads -1 as "no limit"), so the same request would
+    mean different things on different replicas; a bool would go out as JSON `true`.
+    """
+    value: object = request.max_tokens
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        problem = f"{type(value).__name__} {value!r}"
+    elif value < 1:
+        problem = (
+            f"{value} (llama-server reads -1 as no limit, OpenAI refuses it); leave max_tokens "
+            "unset for the server's own limit"
+        )
+    else:
+        return
+    raise InvalidRequestError(
+        f"max_tokens must be an integer of at least 1, not {problem}", model=request.model
+    )
 
 
 def embedding_inputs(request: EmbeddingRequest) -> list[str]:

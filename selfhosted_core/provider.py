@@ -14,7 +14,12 @@ from selfhosted_core import _health, _http, _tokenize
 from selfhosted_core._calls import CallPlan
 from selfhosted_core._failover import Call
 from selfhosted_core._pools import AsyncPools, SyncPools
-from selfhosted_core._request import chat_payload, embedding_inputs, embedding_payload
+from selfhosted_core._request import (
+    chat_payload,
+    embedding_inputs,
+    embedding_payload,
+    validate_chat,
+)
 from selfhosted_core.config import Capability, Config
 from selfhosted_core.errors import CapabilityError, NotSupportedError, SelfHostedError
 from selfhosted_core.profiles import ServerKind, profile_for
@@ -145,8 +150,8 @@ class Provider:
     def stream(self, request: ChatRequest) -> ChatStream:
         """Stream a chat answer; iterate the chunks, then `final_response()` for the whole.
 
-        The model and capability checks happen here; the replica is chosen, and the request
-        sent, when iteration starts.
+        The request and the model's capabilities are checked here; the replica is
+        chosen, and the request sent, when iteration starts.
         """
         call = self._chat_call(request)
         planner = self._chat_planner(request, stream=True)
@@ -324,6 +329,7 @@ class Provider:
         )
 
     def _chat_call(self, request: ChatRequest) -> Call:
+        validate_chat(request)
         needs = request.required_capabilities()
         return self._call(request.model, needs, request.endpoint, request.timeout)
 

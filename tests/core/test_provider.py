@@ -19,6 +19,7 @@ from selfhosted_core import (
     EndpointTimeoutError,
     HealthStatus,
     ImagePart,
+    InvalidRequestError,
     Message,
     NotSupportedError,
     Provider,
@@ -331,6 +332,35 @@ async def test_capability_and_model_checked_before_any_io(
         await driver.chat(ChatRequest(model="minilm", messages=user(), tools=TOOLS))
     with pytest.raises(UnknownModelError, match="configured models: 'tiny', 'minilm'"):
         await driver.chat(ChatRequest(model="gpt-4", messages=user()))
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "problem"),
+    [
+        (
+            0,
+            "0 (llama-server reads -1 as no limit, OpenAI refuses it); leave max_tokens unset "
+            "for the server's own limit",
+        ),
+        (
+            -1,
+            "-1 (llama-server reads -1 as no limit, OpenAI refuses it); leave max_tokens unset "
+            "for the server's own limit",
+        ),
+        (True, "bool True"),
+        (2.5, "float 2.5"),
+    ],
+)
+async def test_max_tokens_is_checked_before_any_io(
+    driver: Driver, server: FakeServer, max_tokens: object, problem: str
+) -> None:
+    expected = f"max_tokens must be an integer of at least 1, not {problem} (model='tiny')"
+    with pytest.raises(InvalidRequestError) as answered:
+        await driver.chat(chat(max_tokens=max_tokens))
+    with pytest.raises(InvalidRequestError) as streamed:
+        await driver.stream(chat(max_tokens=max_tokens))
+    assert str(answered.value) == str(streamed.value) == expected
     assert server.requests == []
 
 

@@ -17,7 +17,12 @@ from selfhosted_core import (
     Tool,
     ToolCall,
 )
-from selfhosted_core._request import chat_payload, embedding_inputs, embedding_payload
+from selfhosted_core._request import (
+    chat_payload,
+    embedding_inputs,
+    embedding_payload,
+    validate_chat,
+)
 from selfhosted_core.profiles import profile_for
 
 ENDPOINT = ModelEndpoint(url="http://h:1", id="qwen3", served_model="Qwen/Qwen3-8B")
@@ -29,12 +34,21 @@ WEATHER = Tool(
 CLOCK = Tool(name="clock")
 
 
+def chat(**fields: Any) -> ChatRequest:
+    fields.setdefault("messages", [Message(role="user", content="Hi")])
+    return ChatRequest(model="qwen3", **fields)
+
+
 def payload(
     server: ServerKind = ServerKind.GENERIC, *, stream: bool = False, **fields: Any
 ) -> dict[str, Any]:
-    fields.setdefault("messages", [Message(role="user", content="Hi")])
-    request = ChatRequest(model="qwen3", **fields)
-    return chat_payload(request, ENDPOINT, profile_for(server), stream=stream)
+    built = chat(**fields)
+    validate_chat(built)
+    return chat_payload(built, ENDPOINT, profile_for(server), stream=stream)
+
+
+def validate(**fields: Any) -> None:
+    validate_chat(chat(**fields))
 
 
 def test_minimal_payload_sends_the_served_model_and_nothing_unset() -> None:
@@ -101,14 +115,46 @@ def test_keyword_tool_choices_pass_through(choice: str) -> None:
 
 def test_tool_choice_naming_an_absent_tool_is_refused() -> None:
     with pytest.raises(InvalidRequestError, match="'nope', which is not among the tools"):
-        payload(tools=[WEATHER], tool_choice="nope")
+        validate(tools=[WEATHER], tool_choice="nope")
     with pytest.raises(InvalidRequestError, match="given without tools"):
-        payload(tool_choice="required")
+        validate(tool_choice="required")
 
 
 def test_no_messages_is_refused() -> None:
     with pytest.raises(InvalidRequestError, match="at least one message"):
-        payload(messages=[])
+        validate(messages=[])
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "problem"),
+    [
+        (
+            0,
+            "0 (llama-server reads -1 as no limit, OpenAI refuses it); leave max_tokens unset "
+            "for the server's own limit",
+        ),
+        (
+            -1,
+            "-1 (llama-server reads -1 as no limit, OpenAI refuses it); leave max_tokens unset "
+            "for the server's own limit",
+        ),
+        (True, "bool True"),
+        (False, "bool False"),
+        (1.5, "float 1.5"),
+        (64.0, "float 64.0"),
+        ("64", "str '64'"),
+    ],
+)
+def test_max_tokens_must_be_an_integer_of_at_least_one(max_tokens: Any, problem: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        validate(max_tokens=max_tokens)
+    assert str(caught.value) == (
+        f"max_tokens must be an integer of at least 1, not {problem} (model='qwen3')"
+    )
+
+
+def test_max_tokens_of_one_is_sent() -> None:
+    assert payload(max_tokens=1)["max_tokens"] == 1
 
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
@@ -124,7 +170,7 @@ def test_json_schema_response_format_without_forcing_strict() -> None:
 
 def test_json_schema_needs_a_schema() -> None:
     with pytest.raises(InvalidRequestError, match="needs a schema"):
-        payload(response_format=ResponseFormat(type="json_schema"))
+        validate(response_format=ResponseFormat(type="json_schema"))
 
 
 def test_json_mode_where_json_object_is_rejected() -> None:

@@ -268,6 +268,28 @@ async def test_sampling_fields_and_per_call_overrides(
     assert "max_completion_tokens" not in payload
 
 
+REFUSED_MAX_TOKENS = (
+    "max_tokens must be an integer of at least 1, not 0 (llama-server reads -1 as no limit, "
+    "OpenAI refuses it); leave max_tokens unset for the server's own limit (model='tiny')"
+)
+
+
+async def test_max_tokens_below_one_is_refused_before_sending(
+    lc: LCDriver, provider: Provider, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, payloads.LLAMA_OBJECT_ARGUMENTS)
+    per_call = ChatSelfHosted(model="tiny", provider=provider)
+    with pytest.raises(InvalidRequestError) as called:
+        await lc.invoke(per_call, "Hi", max_tokens=0)
+    bound = ChatSelfHosted(model="tiny", provider=provider).bind(max_tokens=0)
+    with pytest.raises(InvalidRequestError) as streamed:
+        await lc.stream(bound, "Hi")
+    with pytest.raises(InvalidRequestError) as configured:
+        await lc.invoke(ChatSelfHosted(model="tiny", provider=provider, max_tokens=0), "Hi")
+    assert {str(error.value) for error in (called, streamed, configured)} == {REFUSED_MAX_TOKENS}
+    assert server.requests == []
+
+
 async def test_unexpected_call_arguments_are_refused(lc: LCDriver, chat: ChatSelfHosted) -> None:
     with pytest.raises(InvalidRequestError, match=r"\['top_kk'\].*extra_body"):
         await lc.invoke(chat, "Hi", top_kk=3)

@@ -14,7 +14,7 @@ from litellm.types.utils import ChatCompletionMessageToolCall, Choices, ModelRes
 from litellm.utils import custom_llm_setup
 
 from litellm_selfhosted import SelfHostedLLM, _request, register
-from selfhosted_core import Config, Provider, SelfHostedError
+from selfhosted_core import Config, InvalidRequestError, Provider, SelfHostedError
 from tests.core import payloads
 from tests.core.harness import ENDPOINTS, FakeServer
 from tests.litellm_driver import LLDriver, model
@@ -208,6 +208,22 @@ async def test_text_received_in_the_read_that_carries_the_error_still_streams(
 async def test_an_unknown_model_is_not_found(ll: LLDriver, server: FakeServer) -> None:
     with pytest.raises(lx.NotFoundError, match="configured models: 'tiny', 'minilm'"):
         await ll.complete(model=model("nope"), messages=HELLO)
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("name", ["max_tokens", "max_completion_tokens"])
+async def test_a_token_limit_below_one_is_a_bad_request_before_sending(
+    ll: LLDriver, server: FakeServer, name: str
+) -> None:
+    server.on("POST", CHAT, payloads.LLAMA_OBJECT_ARGUMENTS)
+    with pytest.raises(lx.BadRequestError) as caught:
+        await ll.complete(model=model("tiny"), messages=HELLO, **{name: 0})
+    assert isinstance(core_cause(caught.value), InvalidRequestError)
+    assert str(core_cause(caught.value)) == (
+        "max_tokens must be an integer of at least 1, not 0 (llama-server reads -1 as no "
+        "limit, OpenAI refuses it); leave max_tokens unset for the server's own limit "
+        "(model='tiny')"
+    )
     assert server.requests == []
 
 

@@ -9,6 +9,8 @@ Example:
 
 from __future__ import annotations
 
+import logging
+
 from selfhosted_core.config import Capability, Config, ModelEndpoint, RoutingPolicy
 from selfhosted_core.errors import (
     APIStatusError,
@@ -104,3 +106,7 @@ __all__ = [
     "UnknownModelError",
     "Usage",
 ]
+
+# A library's logger: silent until the application configures logging (Python's own advice for
+# libraries), instead of Python's last-resort handler printing warnings to stderr.
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -100,6 +100,25 @@ def validate_chat(request: ChatRequest) -> None:
         )
 
 
+def chat_warnings(request: ChatRequest) -> list[str]:
+    """What servers will not do as a valid `request` asks, one sentence each.
+
+    Pure, so every adapter decides alike; the provider logs each as one warning on the
+    `selfhosted_core` logger per request (each `chat`, `achat`, `stream` or `astream` call),
+    not once per process. Tools with a json_schema `response_format` are one: grammar-
+    constrained servers hold the whole answer to the schema, so no tool call can come back
+    (`tool_choice="none"` asks for none, so it is no conflict).
+    """
+    schema = request.response_format is not None and request.response_format.type == "json_schema"
+    if schema and request.tools and request.tool_choice != "none":
+        return [
+            "tools and a json_schema response_format in one request: grammar-constrained "
+            "servers (llama-server, vLLM) cannot return a tool call when the output is "
+            f"constrained to a schema, so the schema wins (model={request.model!r})"
+        ]
+    return []
+
+
 def _check_max_tokens(request: ChatRequest) -> None:
     """`max_tokens`, when set, is an integer of at least 1, as OpenAI and vLLM require.
 

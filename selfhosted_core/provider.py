@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -16,6 +17,7 @@ from selfhosted_core._failover import Call
 from selfhosted_core._pools import AsyncPools, SyncPools
 from selfhosted_core._request import (
     chat_payload,
+    chat_warnings,
     embedding_inputs,
     embedding_payload,
     validate_chat,
@@ -40,6 +42,8 @@ from selfhosted_core.types import (
 __all__ = ["Provider"]
 
 _EMBEDDING = frozenset({Capability.EMBEDDING})
+
+_log = logging.getLogger("selfhosted_core")
 
 
 class Provider:
@@ -330,6 +334,8 @@ class Provider:
 
     def _chat_call(self, request: ChatRequest) -> Call:
         validate_chat(request)
+        for warning in chat_warnings(request):
+            _log.warning(warning)
         needs = request.required_capabilities()
         return self._call(request.model, needs, request.endpoint, request.timeout)
 

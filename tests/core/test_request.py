@@ -19,6 +19,7 @@ from selfhosted_core import (
 )
 from selfhosted_core._request import (
     chat_payload,
+    chat_warnings,
     embedding_inputs,
     embedding_payload,
     validate_chat,
@@ -171,6 +172,39 @@ def test_json_schema_response_format_without_forcing_strict() -> None:
 def test_json_schema_needs_a_schema() -> None:
     with pytest.raises(InvalidRequestError, match="needs a schema"):
         validate(response_format=ResponseFormat(type="json_schema"))
+
+
+SCHEMA_WINS = (
+    "tools and a json_schema response_format in one request: grammar-constrained servers "
+    "(llama-server, vLLM) cannot return a tool call when the output is constrained to a schema, "
+    "so the schema wins (model='qwen3')"
+)
+
+
+def test_tools_with_a_json_schema_are_warned_that_the_schema_wins() -> None:
+    fmt = ResponseFormat(type="json_schema", schema=SCHEMA)
+    assert chat_warnings(chat(tools=[WEATHER], response_format=fmt)) == [SCHEMA_WINS]
+    assert chat_warnings(chat(tools=[WEATHER], tool_choice="weather", response_format=fmt)) == [
+        SCHEMA_WINS
+    ]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"tools": [WEATHER]},
+        {"response_format": ResponseFormat(type="json_schema", schema=SCHEMA)},
+        {"tools": [WEATHER], "response_format": ResponseFormat(type="json_object")},
+        {
+            "tools": [WEATHER],
+            "tool_choice": "none",
+            "response_format": ResponseFormat(type="json_schema", schema=SCHEMA),
+        },
+    ],
+    ids=["tools-only", "schema-only", "tools-with-json-object", "tool-choice-none"],
+)
+def test_no_warning_without_tools_that_a_schema_would_silence(fields: dict[str, Any]) -> None:
+    assert chat_warnings(chat(**fields)) == []
 
 
 def test_json_mode_where_json_object_is_rejected() -> None:

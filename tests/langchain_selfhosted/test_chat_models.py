@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -288,6 +289,28 @@ async def test_max_tokens_below_one_is_refused_before_sending(
         await lc.invoke(ChatSelfHosted(model="tiny", provider=provider, max_tokens=0), "Hi")
     assert {str(error.value) for error in (called, streamed, configured)} == {REFUSED_MAX_TOKENS}
     assert server.requests == []
+
+
+PERSON_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "Person", "schema": {"type": "object"}},
+}
+
+
+async def test_tools_with_a_json_schema_log_the_cores_one_warning(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.on("POST", CHAT, payloads.VLLM_REASONING)
+    with caplog.at_level(logging.WARNING, logger="selfhosted_core"):
+        await lc.invoke(chat.bind_tools([_weather]).bind(response_format=PERSON_FORMAT), "Hi")
+        await lc.invoke(chat.bind_tools([_weather]), "Hi")
+        await lc.invoke(chat.bind(response_format=PERSON_FORMAT), "Hi")
+    assert [r.getMessage() for r in caplog.records if r.name == "selfhosted_core"] == [
+        "tools and a json_schema response_format in one request: grammar-constrained servers "
+        "(llama-server, vLLM) cannot return a tool call when the output is constrained to a "
+        "schema, so the schema wins (model='tiny')"
+    ]
+    assert len(server.requests) == 3
 
 
 async def test_unexpected_call_arguments_are_refused(lc: LCDriver, chat: ChatSelfHosted) -> None:

@@ -227,6 +227,26 @@ async def test_a_token_limit_below_one_is_a_bad_request_before_sending(
     assert server.requests == []
 
 
+async def test_tools_with_a_json_schema_log_the_cores_one_warning(
+    ll: LLDriver, server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.on("POST", CHAT, payloads.VLLM_REASONING)
+    person = {
+        "type": "json_schema",
+        "json_schema": {"name": "Person", "schema": {"type": "object"}},
+    }
+    with caplog.at_level(logging.WARNING, logger="selfhosted_core"):
+        await ll.complete(model=model("tiny"), messages=HELLO, tools=TOOLS, response_format=person)
+        await ll.complete(model=model("tiny"), messages=HELLO, tools=TOOLS)
+        await ll.complete(model=model("tiny"), messages=HELLO, response_format=person)
+    assert [r.getMessage() for r in caplog.records if r.name == "selfhosted_core"] == [
+        "tools and a json_schema response_format in one request: grammar-constrained servers "
+        "(llama-server, vLLM) cannot return a tool call when the output is constrained to a "
+        "schema, so the schema wins (model='tiny')"
+    ]
+    assert len(server.requests) == 3
+
+
 async def test_api_base_pins_the_replica_and_an_unknown_one_is_refused(
     ll: LLDriver, server: FakeServer
 ) -> None:

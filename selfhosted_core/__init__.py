@@ -35,6 +35,7 @@ from selfhosted_core.provider import Provider
 from selfhosted_core.routing import CircuitState, EndpointStats
 from selfhosted_core.streams import AsyncChatStream, ChatStream
 from selfhosted_core.types import (
+    SERVER_SAMPLING,
     ChatChunk,
     ChatRequest,
     ChatResponse,
@@ -58,6 +59,7 @@ from selfhosted_core.types import (
 )
 
 __all__ = [
+    "SERVER_SAMPLING",
     "APIStatusError",
     "AsyncChatStream",
     "AuthenticationError",

@@ -9,6 +9,7 @@ from selfhosted_core.config import Capability, ModelEndpoint
 from selfhosted_core.errors import InvalidRequestError
 from selfhosted_core.profiles import ServerProfile
 from selfhosted_core.types import (
+    SERVER_SAMPLING,
     ChatRequest,
     EmbeddingRequest,
     ImagePart,
@@ -28,7 +29,8 @@ def chat_payload(
 
     Sends `max_tokens`, never `max_completion_tokens`, which many servers reject; asks for
     usage on every stream; sends `parallel_tool_calls` and `strict` only when the caller set
-    them; merges `extra_body` last so callers can reach any server-specific parameter.
+    them, and the server sampling parameters given a value; merges `extra_body` last so
+    callers can reach any server-specific parameter.
     """
     payload: dict[str, Any] = {
         "model": endpoint.upstream_model,
@@ -50,19 +52,7 @@ def chat_payload(
         payload["parallel_tool_calls"] = request.parallel_tool_calls
     if request.response_format is not None:
         payload["response_format"] = _response_format(request.response_format, profile)
-    for name in (
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "seed",
-        "frequency_penalty",
-        "presence_penalty",
-    ):
-        value = getattr(request, name)
-        if value is not None:
-            payload[name] = value
-    if request.stop is not None:
-        payload["stop"] = list(request.stop)
+    payload.update(_sampling(request))
     if stream:
         payload["stream"] = True
         payload["stream_options"] = {"include_usage": True}
@@ -76,6 +66,13 @@ def validate_chat(request: ChatRequest) -> None:
     if not request.messages:
         raise InvalidRequestError("a chat request needs at least one message", model=request.model)
     _check_max_tokens(request)
+    unknown = sorted(set(request.server_sampling or ()) - SERVER_SAMPLING)
+    if unknown:
+        raise InvalidRequestError(
+            f"server_sampling names {unknown}, which are not server sampling parameters "
+            f"({', '.join(sorted(SERVER_SAMPLING))}); other server parameters go in extra_body",
+            model=request.model,
+        )
     response_format = request.response_format
     if (
         response_format is not None
@@ -181,6 +178,28 @@ def wire_messages(
         profile.reasoning_field if Capability.REASONING in endpoint.capabilities else None
     )
     return [_message(message, reasoning_field) for message in messages]
+
+
+def _sampling(request: ChatRequest) -> dict[str, Any]:
+    """The sampling settings given a value: OpenAI's, `stop`, then the server sampling ones."""
+    sent: dict[str, Any] = {}
+    for name in (
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+    ):
+        value = getattr(request, name)
+        if value is not None:
+            sent[name] = value
+    if request.stop is not None:
+        sent["stop"] = list(request.stop)
+    for name, value in (request.server_sampling or {}).items():
+        if value is not None:
+            sent[name] = value
+    return sent
 
 
 def _message(message: Message, reasoning_field: str | None) -> dict[str, Any]:

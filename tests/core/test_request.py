@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from selfhosted_core import (
+    SERVER_SAMPLING,
     ChatRequest,
     EmbeddingRequest,
     ImagePart,
@@ -25,6 +26,7 @@ from selfhosted_core._request import (
     validate_chat,
 )
 from selfhosted_core.profiles import profile_for
+from tests.core.harness import SERVER_SAMPLING_VALUES
 
 ENDPOINT = ModelEndpoint(url="http://h:1", id="qwen3", served_model="Qwen/Qwen3-8B")
 WEATHER = Tool(
@@ -222,6 +224,52 @@ def test_tgi_grammar_form() -> None:
         "type": "json",
         "value": SCHEMA,
     }
+
+
+def test_the_server_sampling_vocabulary_is_exactly_these_names() -> None:
+    assert sorted(SERVER_SAMPLING) == [
+        "logit_bias",
+        "min_p",
+        "reasoning_effort",
+        "repeat_penalty",
+        "repetition_penalty",
+        "top_k",
+        "typical_p",
+    ]
+
+
+def test_the_adapter_tests_give_every_server_sampling_parameter() -> None:
+    assert set(SERVER_SAMPLING_VALUES) == SERVER_SAMPLING
+
+
+def test_server_sampling_is_sent_as_given_unless_none() -> None:
+    sent = payload(
+        temperature=0.2,
+        server_sampling={"top_k": 40, "min_p": 0.05, "typical_p": None, "logit_bias": {"15": -100}},
+    )
+    assert sent == {
+        "model": "Qwen/Qwen3-8B",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "temperature": 0.2,
+        "top_k": 40,
+        "min_p": 0.05,
+        "logit_bias": {"15": -100},
+    }
+
+
+def test_extra_body_wins_over_server_sampling() -> None:
+    sent = payload(server_sampling={"top_k": 40}, extra_body={"top_k": 10, "cache_prompt": True})
+    assert (sent["top_k"], sent["cache_prompt"]) == (10, True)
+
+
+def test_server_sampling_names_outside_the_vocabulary_are_refused() -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        validate(server_sampling={"top_kk": 40, "cache_prompt": True, "top_k": 40})
+    assert str(caught.value) == (
+        "server_sampling names ['cache_prompt', 'top_kk'], which are not server sampling "
+        "parameters (logit_bias, min_p, reasoning_effort, repeat_penalty, repetition_penalty, "
+        "top_k, typical_p); other server parameters go in extra_body (model='qwen3')"
+    )
 
 
 def test_extra_body_is_merged_last() -> None:

@@ -31,7 +31,7 @@ from selfhosted_core import (
     UnknownModelError,
 )
 from tests.core import payloads
-from tests.core.harness import FakeServer, Route
+from tests.core.harness import SERVER_SAMPLING_VALUES, FakeServer, Route
 from tests.lc_driver import LCDriver, merged
 
 CHAT = "/v1/chat/completions"
@@ -313,9 +313,41 @@ async def test_tools_with_a_json_schema_log_the_cores_one_warning(
     assert len(server.requests) == 3
 
 
-async def test_unexpected_call_arguments_are_refused(lc: LCDriver, chat: ChatSelfHosted) -> None:
-    with pytest.raises(InvalidRequestError, match=r"\['top_kk'\].*extra_body"):
+HI = [{"role": "user", "content": "Hi"}]
+
+
+@pytest.mark.parametrize(("name", "value"), sorted(SERVER_SAMPLING_VALUES.items()))
+async def test_each_server_sampling_parameter_is_sent_per_call_and_bound(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer, name: str, value: Any
+) -> None:
+    server.on("POST", CHAT, payloads.VLLM_REASONING)
+    await lc.invoke(chat, "Hi", **{name: value})
+    await lc.invoke(chat.bind(**{name: value}), "Hi")
+    assert server.payloads() == [{"model": "tiny", "messages": HI, name: value}] * 2
+
+
+async def test_server_sampling_sits_beside_openai_sampling_and_extra_body_wins(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, payloads.VLLM_REASONING)
+    bound = chat.bind(min_p=0.05, top_k=20)
+    await lc.invoke(bound, "Hi", top_k=40, temperature=0.1, extra_body={"min_p": 0.1})
+    assert server.payloads() == [
+        {"model": "tiny", "messages": HI, "temperature": 0.1, "top_k": 40, "min_p": 0.1}
+    ]
+
+
+async def test_unexpected_call_arguments_are_refused(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
         await lc.invoke(chat, "Hi", top_kk=3)
+    assert str(caught.value) == (
+        "unexpected argument(s) ['top_kk']; the server sampling parameters (logit_bias, min_p, "
+        "reasoning_effort, repeat_penalty, repetition_penalty, top_k, typical_p) are accepted "
+        "by name, other server-specific parameters go in extra_body (model='tiny')"
+    )
+    assert server.requests == []
 
 
 async def test_retries_a_server_error_the_core_does_not_resend(

@@ -16,7 +16,7 @@ from litellm.utils import custom_llm_setup
 from litellm_selfhosted import SelfHostedLLM, _request, register
 from selfhosted_core import Config, InvalidRequestError, Provider, SelfHostedError
 from tests.core import payloads
-from tests.core.harness import ENDPOINTS, FakeServer
+from tests.core.harness import ENDPOINTS, SERVER_SAMPLING_VALUES, FakeServer
 from tests.litellm_driver import LLDriver, model
 
 pytestmark = pytest.mark.usefixtures("registered")
@@ -275,6 +275,19 @@ async def test_the_request_carries_the_endpoint_key_and_no_router_keys(
     payload = json.loads(request.content)
     assert not {"label", "max_retries", "token_modifier"} & set(payload)
     assert payload["top_k"] == 5
+
+
+@pytest.mark.parametrize(("name", "value"), sorted(SERVER_SAMPLING_VALUES.items()))
+async def test_each_server_sampling_parameter_is_sent(
+    ll: LLDriver, server: FakeServer, name: str, value: Any
+) -> None:
+    server.on("POST", CHAT, payloads.VLLM_REASONING)
+    # LiteLLM refuses reasoning_effort for a custom provider unless it is allowed; Router
+    # deployments of reasoning endpoints list it (router_model_list).
+    await ll.complete(
+        model=model("tiny"), messages=HELLO, allowed_openai_params=[name], **{name: value}
+    )
+    assert server.payloads() == [{"model": "tiny", "messages": HELLO, name: value}]
 
 
 async def test_an_api_key_given_to_litellm_is_not_sent(

@@ -9,6 +9,8 @@ Example:
 
 from __future__ import annotations
 
+import logging
+
 from selfhosted_core.config import Capability, Config, ModelEndpoint, RoutingPolicy
 from selfhosted_core.errors import (
     APIStatusError,
@@ -35,6 +37,7 @@ from selfhosted_core.provider import Provider
 from selfhosted_core.routing import CircuitState, EndpointStats
 from selfhosted_core.streams import AsyncChatStream, ChatStream
 from selfhosted_core.types import (
+    SERVER_SAMPLING,
     ChatChunk,
     ChatRequest,
     ChatResponse,
@@ -58,6 +61,7 @@ from selfhosted_core.types import (
 )
 
 __all__ = [
+    "SERVER_SAMPLING",
     "APIStatusError",
     "AsyncChatStream",
     "Attempt",
@@ -108,3 +112,7 @@ __all__ = [
     "UnknownModelError",
     "Usage",
 ]
+
+# A library's logger: silent until the application configures logging (Python's own advice for
+# libraries), instead of Python's last-resort handler printing warnings to stderr.
+logging.getLogger(__name__).addHandler(logging.NullHandler())

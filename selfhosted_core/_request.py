@@ -9,6 +9,7 @@ from selfhosted_core.config import Capability, ModelEndpoint
 from selfhosted_core.errors import InvalidRequestError
 from selfhosted_core.profiles import ServerProfile
 from selfhosted_core.types import (
+    SERVER_SAMPLING,
     ChatRequest,
     EmbeddingRequest,
     ImagePart,
@@ -24,13 +25,13 @@ _TOOL_CHOICE_KEYWORDS = frozenset({"auto", "none", "required"})
 def chat_payload(
     request: ChatRequest, endpoint: ModelEndpoint, profile: ServerProfile, *, stream: bool
 ) -> dict[str, Any]:
-    """The chat completion body for `endpoint`.
+    """The chat completion body for `endpoint`, for a request `validate_chat` accepted.
 
     Sends `max_tokens`, never `max_completion_tokens`, which many servers reject; asks for
     usage on every stream; sends `parallel_tool_calls` and `strict` only when the caller set
-    them; merges `extra_body` last so callers can reach any server-specific parameter.
+    them, and the server sampling parameters given a value; merges `extra_body` last so
+    callers can reach any server-specific parameter.
     """
-    validate_chat(request)
     payload: dict[str, Any] = {
         "model": endpoint.upstream_model,
         "messages": wire_messages(request.messages, endpoint, profile),
@@ -51,19 +52,7 @@ def chat_payload(
         payload["parallel_tool_calls"] = request.parallel_tool_calls
     if request.response_format is not None:
         payload["response_format"] = _response_format(request.response_format, profile)
-    for name in (
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "seed",
-        "frequency_penalty",
-        "presence_penalty",
-    ):
-        value = getattr(request, name)
-        if value is not None:
-            payload[name] = value
-    if request.stop is not None:
-        payload["stop"] = list(request.stop)
+    payload.update(_sampling(request))
     if stream:
         payload["stream"] = True
         payload["stream_options"] = {"include_usage": True}
@@ -73,9 +62,17 @@ def chat_payload(
 
 
 def validate_chat(request: ChatRequest) -> None:
-    """Reject requests no server could answer, before any I/O."""
+    """Reject requests no server could answer; the provider calls this once, before any I/O."""
     if not request.messages:
         raise InvalidRequestError("a chat request needs at least one message", model=request.model)
+    _check_max_tokens(request)
+    unknown = sorted(set(request.server_sampling or ()) - SERVER_SAMPLING)
+    if unknown:
+        raise InvalidRequestError(
+            f"server_sampling names {unknown}, which are not server sampling parameters "
+            f"({', '.join(sorted(SERVER_SAMPLING))}); other server parameters go in extra_body",
+            model=request.model,
+        )
     response_format = request.response_format
     if (
         response_format is not None
@@ -98,6 +95,48 @@ def validate_chat(request: ChatRequest) -> None:
             f"tool_choice names {choice!r}, which is not among the tools offered: {names}",
             model=request.model,
         )
+
+
+def chat_warnings(request: ChatRequest) -> list[str]:
+    """What servers will not do as a valid `request` asks, one sentence each.
+
+    Pure, so every adapter decides alike; the provider logs each as one warning on the
+    `selfhosted_core` logger per request (each `chat`, `achat`, `stream` or `astream` call),
+    not once per process. Tools with a json_schema `response_format` are one: grammar-
+    constrained servers hold the whole answer to the schema, so no tool call can come back
+    (`tool_choice="none"` asks for none, so it is no conflict).
+    """
+    schema = request.response_format is not None and request.response_format.type == "json_schema"
+    if schema and request.tools and request.tool_choice != "none":
+        return [
+            "tools and a json_schema response_format in one request: grammar-constrained "
+            "servers (llama-server, vLLM) cannot return a tool call when the output is "
+            f"constrained to a schema, so the schema wins (model={request.model!r})"
+        ]
+    return []
+
+
+def _check_max_tokens(request: ChatRequest) -> None:
+    """`max_tokens`, when set, is an integer of at least 1, as OpenAI and vLLM require.
+
+    Below 1 servers disagree (llama-server reads -1 as "no limit"), so the same request would
+    mean different things on different replicas; a bool would go out as JSON `true`.
+    """
+    value: object = request.max_tokens
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        problem = f"{type(value).__name__} {value!r}"
+    elif value < 1:
+        problem = (
+            f"{value} (llama-server reads -1 as no limit, OpenAI refuses it); leave max_tokens "
+            "unset for the server's own limit"
+        )
+    else:
+        return
+    raise InvalidRequestError(
+        f"max_tokens must be an integer of at least 1, not {problem}", model=request.model
+    )
 
 
 def embedding_inputs(request: EmbeddingRequest) -> list[str]:
@@ -139,6 +178,28 @@ def wire_messages(
         profile.reasoning_field if Capability.REASONING in endpoint.capabilities else None
     )
     return [_message(message, reasoning_field) for message in messages]
+
+
+def _sampling(request: ChatRequest) -> dict[str, Any]:
+    """The sampling settings given a value: OpenAI's, `stop`, then the server sampling ones."""
+    sent: dict[str, Any] = {}
+    for name in (
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+    ):
+        value = getattr(request, name)
+        if value is not None:
+            sent[name] = value
+    if request.stop is not None:
+        sent["stop"] = list(request.stop)
+    for name, value in (request.server_sampling or {}).items():
+        if value is not None:
+            sent[name] = value
+    return sent
 
 
 def _message(message: Message, reasoning_field: str | None) -> dict[str, Any]:

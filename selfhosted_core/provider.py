@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, NoReturn, TypeVar
@@ -13,7 +14,13 @@ from selfhosted_core import _engine, _health, _http, _tokenize
 from selfhosted_core._calls import CallPlan
 from selfhosted_core._failover import Call
 from selfhosted_core._pools import AsyncPools, SyncPools
-from selfhosted_core._request import chat_payload, embedding_inputs, embedding_payload
+from selfhosted_core._request import (
+    chat_payload,
+    chat_warnings,
+    embedding_inputs,
+    embedding_payload,
+    validate_chat,
+)
 from selfhosted_core.config import Capability, Config
 from selfhosted_core.errors import CapabilityError, InvalidRequestError, NotSupportedError
 from selfhosted_core.profiles import ServerKind, profile_for
@@ -36,6 +43,8 @@ __all__ = ["Provider"]
 T = TypeVar("T")
 
 _EMBEDDING = frozenset({Capability.EMBEDDING})
+
+_log = logging.getLogger("selfhosted_core")
 
 
 class Provider:
@@ -143,8 +152,8 @@ class Provider:
     def stream(self, request: ChatRequest) -> ChatStream:
         """Stream a chat answer; iterate the chunks, then `final_response()` for the whole.
 
-        The model and capability checks happen here; the replica is chosen, and the request
-        sent, when iteration starts.
+        The request and the model's capabilities are checked here; the replica is
+        chosen, and the request sent, when iteration starts.
         """
         call = self._chat_call(request)
         planner = self._chat_planner(request, stream=True)
@@ -282,6 +291,15 @@ class Provider:
         replicas = self.config.replicas(model)
         if intent is None:
             return Call(self._router, self.config.routing, replicas, model=model, needs=needs)
+        budget = intent.max_attempts
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)):
+            raise InvalidRequestError(
+                f"max_attempts must be an integer, not {budget!r}", model=model
+            )
+        if budget is not None and budget < 1:
+            raise InvalidRequestError(
+                f"max_attempts must be at least 1 (the first send), not {budget}", model=model
+            )
         prefer = None
         if intent.endpoint is not None:
             self._router.check(model, needs)  # a capability error comes before a naming one
@@ -302,6 +320,9 @@ class Provider:
         )
 
     def _chat_call(self, request: ChatRequest) -> Call:
+        validate_chat(request)
+        for warning in chat_warnings(request):
+            _log.warning(warning)
         return self._call(request.model, request.required_capabilities(), request)
 
     def _embed_call(self, request: EmbeddingRequest) -> Call:

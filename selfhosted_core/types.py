@@ -15,6 +15,7 @@ from selfhosted_core.config import Capability
 from selfhosted_core.profiles import ServerKind
 
 __all__ = [
+    "SERVER_SAMPLING",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
@@ -120,12 +121,30 @@ class ResponseFormat:
     strict: bool | None = None
 
 
+SERVER_SAMPLING = frozenset(
+    {
+        "top_k",
+        "min_p",
+        "typical_p",
+        "repetition_penalty",
+        "repeat_penalty",
+        "logit_bias",
+        "reasoning_effort",
+    }
+)
+"""The server sampling parameters: those beyond `ChatRequest`'s own fields that llama-server,
+vLLM or SGLang read (`repeat_penalty` is llama-server's spelling, `repetition_penalty` vLLM's
+and SGLang's), sent as given when `ChatRequest.server_sampling` names them. Both adapters
+accept exactly these by name; any other server parameter goes in `extra_body`."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChatRequest:
     """A chat completion request.
 
     `tool_choice` is `auto`, `none`, `required`, or the name of one of `tools`.
     `extra_body` is merged into the payload last, for server-specific parameters.
+    `server_sampling` maps names from `SERVER_SAMPLING` to their values (None: not sent).
     `timeout` (seconds) replaces the endpoint's configured timeout for this request.
 
     How it is routed and resent, when the config's `routing` is not to decide alone:
@@ -159,6 +178,7 @@ class ChatRequest:
     strict_endpoint: bool = False
     max_attempts: int | None = None
     resend_unsafe: bool | None = None
+    server_sampling: Mapping[str, Any] | None = None
 
     def required_capabilities(self) -> frozenset[Capability]:
         """The capabilities an endpoint must declare to serve this request."""

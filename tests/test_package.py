@@ -3,6 +3,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import logging
 import subprocess
 import sys
 
@@ -77,6 +78,11 @@ def loaded_by(statement: str, packages: set[str]) -> list[str]:
     )
     loaded: list[str] = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
     return loaded
+
+
+def test_core_logger_is_silent_until_the_application_configures_logging() -> None:
+    handlers = logging.getLogger("selfhosted_core").handlers
+    assert [type(handler) for handler in handlers] == [logging.NullHandler]
 
 
 def test_core_imports_no_framework() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 
 from langchain_selfhosted._messages import to_core_messages
-from selfhosted_core import ChatRequest, InvalidRequestError, ResponseFormat
+from selfhosted_core import SERVER_SAMPLING, ChatRequest, InvalidRequestError, ResponseFormat
 from selfhosted_core.openai_input import (
     response_format_from_openai,
     tool_choice_from_openai,
@@ -63,19 +63,22 @@ def build_request(
         stop: Stop sequences for this call.
         extra_body: The model's extra payload fields; a per-call `extra_body` is merged over it.
         timeout: Seconds to wait, replacing the endpoint's configured timeout.
-        options: Bound and per-call keyword arguments.
+        options: Bound and per-call keyword arguments: the call options, `SAMPLING` and the
+            core's `SERVER_SAMPLING`.
         max_attempts: The call's attempt budget (the model's `max_retries + 1`).
         resend_unsafe: Whether the core may resend what the server may have worked on.
     """
-    unknown = set(options) - _CALL_OPTIONS - _LANGCHAIN_OPTIONS - set(SAMPLING)
+    unknown = set(options) - _CALL_OPTIONS - _LANGCHAIN_OPTIONS - set(SAMPLING) - SERVER_SAMPLING
     if unknown:
         raise InvalidRequestError(
-            f"unexpected argument(s) {sorted(unknown)}; server-specific parameters go in "
-            "extra_body",
+            f"unexpected argument(s) {sorted(unknown)}; the server sampling parameters "
+            f"({', '.join(sorted(SERVER_SAMPLING))}) are accepted by name, other "
+            "server-specific parameters go in extra_body",
             model=model,
         )
     model = options.get("model") or model
     sampling = {name: options.get(name, defaults.get(name)) for name in SAMPLING}
+    server_sampling = {name: value for name, value in options.items() if name in SERVER_SAMPLING}
     body = {**(extra_body or {}), **(options.get("extra_body") or {})}
     return ChatRequest(
         model=model,
@@ -84,6 +87,7 @@ def build_request(
         tool_choice=normalize_tool_choice(options.get("tool_choice")),
         parallel_tool_calls=options.get("parallel_tool_calls"),
         response_format=_response_format(options.get("response_format"), model=model),
+        server_sampling=server_sampling or None,
         stop=list(stop) if stop else None,
         extra_body=body or None,
         timeout=timeout,

@@ -3,8 +3,10 @@
 LiteLLM passes the caller's OpenAI parameters in `optional_params`, but also whatever else a
 Router deployment or a call carried that LiteLLM does not know (`label`, `token_modifier`,
 `max_retries`, `stream`, ...). Only parameters this module names reach the server: the OpenAI
-chat parameters it maps to the core request, the samplers self-hosted servers add, and
-`extra_body`. Anything else is dropped, and named once in a warning so a misspelling is seen.
+chat parameters it maps to the core request, the core's server sampling parameters
+(`SERVER_SAMPLING`, which `ChatSelfHosted` takes too; `reasoning_effort` only arrives when the
+deployment lists it in `allowed_openai_params`), and `extra_body`. Anything else is dropped, and
+named once in a warning so a misspelling is seen.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from selfhosted_core import ChatRequest, EmbeddingRequest, InvalidRequestError, NotSupportedError
+from selfhosted_core import (
+    SERVER_SAMPLING,
+    ChatRequest,
+    EmbeddingRequest,
+    InvalidRequestError,
+    NotSupportedError,
+)
 from selfhosted_core.openai_input import (
     messages_from_openai,
     response_format_from_openai,
@@ -24,21 +32,6 @@ from selfhosted_core.openai_input import (
 logger = logging.getLogger("litellm_selfhosted")
 
 _SAMPLING = ("temperature", "top_p", "seed", "frequency_penalty", "presence_penalty")
-
-# Samplers llama-server, vLLM and SGLang accept beside OpenAI's; sent as given.
-SERVER_SAMPLING = frozenset(
-    {
-        "top_k",
-        "min_p",
-        "typical_p",
-        "repetition_penalty",
-        "repeat_penalty",
-        "logit_bias",
-        "reasoning_effort",
-    }
-)
-"""Parameters beyond OpenAI's that go to the server unchanged (`reasoning_effort` only arrives
-when the deployment lists it in `allowed_openai_params`)."""
 
 _MAPPED = frozenset(
     {
@@ -109,10 +102,9 @@ def chat_request(
     if options.get("n") not in (None, 1):
         raise NotSupportedError("n > 1 is not supported; make several calls", model=model)
     stop = options.get("stop")
-    body = {
-        **{name: options[name] for name in SERVER_SAMPLING if name in options},
-        **_extra_body(optional_params, model),
-    }
+    body = _extra_body(optional_params, model)
+    server_sampling = {name: value for name, value in options.items() if name in SERVER_SAMPLING}
+    sampling: dict[str, Any] = {name: options.get(name) for name in _SAMPLING}
     return ChatRequest(
         model=model,
         messages=messages_from_openai(messages, model=model),
@@ -120,12 +112,13 @@ def chat_request(
         tool_choice=tool_choice_from_openai(options.get("tool_choice"), model=model),
         parallel_tool_calls=options.get("parallel_tool_calls"),
         response_format=response_format_from_openai(options.get("response_format"), model=model),
+        server_sampling=server_sampling or None,
         max_tokens=options.get("max_tokens", options.get("max_completion_tokens")),
         stop=[stop] if isinstance(stop, str) else stop,
         extra_body=body or None,
         timeout=timeout,
         endpoint=api_base,
-        **{name: options.get(name) for name in _SAMPLING},
+        **sampling,
     )
 
 

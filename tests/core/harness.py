@@ -75,5 +75,17 @@ ENDPOINTS: list[dict[str, Any]] = [
 ]
 
 
+SERVER_SAMPLING_VALUES: dict[str, Any] = {
+    "top_k": 40,
+    "min_p": 0.05,
+    "typical_p": 0.9,
+    "repetition_penalty": 1.1,
+    "repeat_penalty": 1.2,
+    "logit_bias": {"15": -100},
+    "reasoning_effort": "low",
+}
+"""A value for each server sampling parameter, as a caller of either adapter would give it."""
+
+
 def user(text: str = "Hi") -> list[Message]:
     return [Message(role="user", content=text)]

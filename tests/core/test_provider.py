@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 
 import httpx2
@@ -19,6 +20,7 @@ from selfhosted_core import (
     EndpointTimeoutError,
     HealthStatus,
     ImagePart,
+    InvalidRequestError,
     Message,
     NotSupportedError,
     Provider,
@@ -334,11 +336,96 @@ async def test_capability_and_model_checked_before_any_io(
     assert server.requests == []
 
 
+@pytest.mark.parametrize(
+    ("max_tokens", "problem"),
+    [
+        (
+            0,
+            "0 (llama-server reads -1 as no limit, OpenAI refuses it); leave max_tokens unset "
+            "for the server's own limit",
+        ),
+        (
+            -1,
+            "-1 (llama-server reads -1 as no limit, OpenAI refuses it); leave max_tokens unset "
+            "for the server's own limit",
+        ),
+        (True, "bool True"),
+        (2.5, "float 2.5"),
+    ],
+)
+async def test_max_tokens_is_checked_before_any_io(
+    driver: Driver, server: FakeServer, max_tokens: object, problem: str
+) -> None:
+    expected = f"max_tokens must be an integer of at least 1, not {problem} (model='tiny')"
+    with pytest.raises(InvalidRequestError) as answered:
+        await driver.chat(chat(max_tokens=max_tokens))
+    with pytest.raises(InvalidRequestError) as streamed:
+        await driver.stream(chat(max_tokens=max_tokens))
+    assert str(answered.value) == str(streamed.value) == expected
+    assert server.requests == []
+
+
 async def test_structured_output_request(driver: Driver, server: FakeServer) -> None:
     server.on("POST", f"/v1{CHAT}", payloads.VLLM_REASONING)
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     await driver.chat(chat(response_format=ResponseFormat(type="json_schema", schema=schema)))
     assert server.payloads()[-1]["response_format"]["json_schema"]["schema"] == schema
+
+
+SCHEMA_WINS = (
+    "tools and a json_schema response_format in one request: grammar-constrained servers "
+    "(llama-server, vLLM) cannot return a tool call when the output is constrained to a schema, "
+    "so the schema wins (model='tiny')"
+)
+
+
+def core_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "selfhosted_core" and record.levelno == logging.WARNING
+    ]
+
+
+async def test_tools_with_a_json_schema_log_one_warning_per_request(
+    driver: Driver, server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.on("POST", f"/v1{CHAT}", payloads.VLLM_REASONING)
+    schema = ResponseFormat(type="json_schema", schema={"type": "object"})
+    with caplog.at_level(logging.WARNING, logger="selfhosted_core"):
+        await driver.chat(chat(tools=TOOLS, response_format=schema))
+        assert core_warnings(caplog) == [SCHEMA_WINS]
+        await driver.chat(chat(tools=TOOLS))
+        await driver.chat(chat(response_format=schema))
+        assert core_warnings(caplog) == [SCHEMA_WINS]
+        await driver.chat(chat(tools=TOOLS, response_format=schema))
+    assert core_warnings(caplog) == [SCHEMA_WINS, SCHEMA_WINS]
+
+
+async def test_a_stream_with_tools_and_a_json_schema_logs_one_warning(
+    driver: Driver, server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    sse(server, payloads.LLAMA_STREAM)
+    schema = ResponseFormat(type="json_schema", schema={"type": "object"})
+    with caplog.at_level(logging.WARNING, logger="selfhosted_core"):
+        await driver.stream(chat(tools=TOOLS, response_format=schema))
+    assert core_warnings(caplog) == [SCHEMA_WINS]
+
+
+async def test_a_resent_request_is_warned_once(
+    driver: Driver, server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    def flaky(request: httpx2.Request) -> tuple[int, bytes, dict[str, str]]:
+        if len(server.requests) == 1:
+            raise httpx2.RemoteProtocolError("Server disconnected without sending a response.")
+        return 200, payloads.VLLM_REASONING, {}
+
+    server.on("POST", f"/v1{CHAT}", flaky)
+    schema = ResponseFormat(type="json_schema", schema={"type": "object"})
+    with caplog.at_level(logging.WARNING, logger="selfhosted_core"):
+        await driver.chat(chat(tools=TOOLS, response_format=schema))
+    assert len(server.requests) == 2
+    assert core_warnings(caplog) == [SCHEMA_WINS]
 
 
 async def test_embeddings_reordered_and_checked(driver: Driver, server: FakeServer) -> None:

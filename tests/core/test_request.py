@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from selfhosted_core import (
+    SERVER_SAMPLING,
     ChatRequest,
     EmbeddingRequest,
     ImagePart,
@@ -17,8 +18,15 @@ from selfhosted_core import (
     Tool,
     ToolCall,
 )
-from selfhosted_core._request import chat_payload, embedding_inputs, embedding_payload
+from selfhosted_core._request import (
+    chat_payload,
+    chat_warnings,
+    embedding_inputs,
+    embedding_payload,
+    validate_chat,
+)
 from selfhosted_core.profiles import profile_for
+from tests.core.harness import SERVER_SAMPLING_VALUES
 
 ENDPOINT = ModelEndpoint(url="http://h:1", id="qwen3", served_model="Qwen/Qwen3-8B")
 WEATHER = Tool(
@@ -29,12 +37,21 @@ WEATHER = Tool(
 CLOCK = Tool(name="clock")
 
 
+def chat(**fields: Any) -> ChatRequest:
+    fields.setdefault("messages", [Message(role="user", content="Hi")])
+    return ChatRequest(model="qwen3", **fields)
+
+
 def payload(
     server: ServerKind = ServerKind.GENERIC, *, stream: bool = False, **fields: Any
 ) -> dict[str, Any]:
-    fields.setdefault("messages", [Message(role="user", content="Hi")])
-    request = ChatRequest(model="qwen3", **fields)
-    return chat_payload(request, ENDPOINT, profile_for(server), stream=stream)
+    built = chat(**fields)
+    validate_chat(built)
+    return chat_payload(built, ENDPOINT, profile_for(server), stream=stream)
+
+
+def validate(**fields: Any) -> None:
+    validate_chat(chat(**fields))
 
 
 def test_minimal_payload_sends_the_served_model_and_nothing_unset() -> None:
@@ -101,14 +118,46 @@ def test_keyword_tool_choices_pass_through(choice: str) -> None:
 
 def test_tool_choice_naming_an_absent_tool_is_refused() -> None:
     with pytest.raises(InvalidRequestError, match="'nope', which is not among the tools"):
-        payload(tools=[WEATHER], tool_choice="nope")
+        validate(tools=[WEATHER], tool_choice="nope")
     with pytest.raises(InvalidRequestError, match="given without tools"):
-        payload(tool_choice="required")
+        validate(tool_choice="required")
 
 
 def test_no_messages_is_refused() -> None:
     with pytest.raises(InvalidRequestError, match="at least one message"):
-        payload(messages=[])
+        validate(messages=[])
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "problem"),
+    [
+        (
+            0,
+            "0 (llama-server reads -1 as no limit, OpenAI refuses it); leave max_tokens unset "
+            "for the server's own limit",
+        ),
+        (
+            -1,
+            "-1 (llama-server reads -1 as no limit, OpenAI refuses it); leave max_tokens unset "
+            "for the server's own limit",
+        ),
+        (True, "bool True"),
+        (False, "bool False"),
+        (1.5, "float 1.5"),
+        (64.0, "float 64.0"),
+        ("64", "str '64'"),
+    ],
+)
+def test_max_tokens_must_be_an_integer_of_at_least_one(max_tokens: Any, problem: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        validate(max_tokens=max_tokens)
+    assert str(caught.value) == (
+        f"max_tokens must be an integer of at least 1, not {problem} (model='qwen3')"
+    )
+
+
+def test_max_tokens_of_one_is_sent() -> None:
+    assert payload(max_tokens=1)["max_tokens"] == 1
 
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
@@ -124,7 +173,40 @@ def test_json_schema_response_format_without_forcing_strict() -> None:
 
 def test_json_schema_needs_a_schema() -> None:
     with pytest.raises(InvalidRequestError, match="needs a schema"):
-        payload(response_format=ResponseFormat(type="json_schema"))
+        validate(response_format=ResponseFormat(type="json_schema"))
+
+
+SCHEMA_WINS = (
+    "tools and a json_schema response_format in one request: grammar-constrained servers "
+    "(llama-server, vLLM) cannot return a tool call when the output is constrained to a schema, "
+    "so the schema wins (model='qwen3')"
+)
+
+
+def test_tools_with_a_json_schema_are_warned_that_the_schema_wins() -> None:
+    fmt = ResponseFormat(type="json_schema", schema=SCHEMA)
+    assert chat_warnings(chat(tools=[WEATHER], response_format=fmt)) == [SCHEMA_WINS]
+    assert chat_warnings(chat(tools=[WEATHER], tool_choice="weather", response_format=fmt)) == [
+        SCHEMA_WINS
+    ]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"tools": [WEATHER]},
+        {"response_format": ResponseFormat(type="json_schema", schema=SCHEMA)},
+        {"tools": [WEATHER], "response_format": ResponseFormat(type="json_object")},
+        {
+            "tools": [WEATHER],
+            "tool_choice": "none",
+            "response_format": ResponseFormat(type="json_schema", schema=SCHEMA),
+        },
+    ],
+    ids=["tools-only", "schema-only", "tools-with-json-object", "tool-choice-none"],
+)
+def test_no_warning_without_tools_that_a_schema_would_silence(fields: dict[str, Any]) -> None:
+    assert chat_warnings(chat(**fields)) == []
 
 
 def test_json_mode_where_json_object_is_rejected() -> None:
@@ -142,6 +224,52 @@ def test_tgi_grammar_form() -> None:
         "type": "json",
         "value": SCHEMA,
     }
+
+
+def test_the_server_sampling_vocabulary_is_exactly_these_names() -> None:
+    assert sorted(SERVER_SAMPLING) == [
+        "logit_bias",
+        "min_p",
+        "reasoning_effort",
+        "repeat_penalty",
+        "repetition_penalty",
+        "top_k",
+        "typical_p",
+    ]
+
+
+def test_the_adapter_tests_give_every_server_sampling_parameter() -> None:
+    assert set(SERVER_SAMPLING_VALUES) == SERVER_SAMPLING
+
+
+def test_server_sampling_is_sent_as_given_unless_none() -> None:
+    sent = payload(
+        temperature=0.2,
+        server_sampling={"top_k": 40, "min_p": 0.05, "typical_p": None, "logit_bias": {"15": -100}},
+    )
+    assert sent == {
+        "model": "Qwen/Qwen3-8B",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "temperature": 0.2,
+        "top_k": 40,
+        "min_p": 0.05,
+        "logit_bias": {"15": -100},
+    }
+
+
+def test_extra_body_wins_over_server_sampling() -> None:
+    sent = payload(server_sampling={"top_k": 40}, extra_body={"top_k": 10, "cache_prompt": True})
+    assert (sent["top_k"], sent["cache_prompt"]) == (10, True)
+
+
+def test_server_sampling_names_outside_the_vocabulary_are_refused() -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        validate(server_sampling={"top_kk": 40, "cache_prompt": True, "top_k": 40})
+    assert str(caught.value) == (
+        "server_sampling names ['cache_prompt', 'top_kk'], which are not server sampling "
+        "parameters (logit_bias, min_p, reasoning_effort, repeat_penalty, repetition_penalty, "
+        "top_k, typical_p); other server parameters go in extra_body (model='qwen3')"
+    )
 
 
 def test_extra_body_is_merged_last() -> None:

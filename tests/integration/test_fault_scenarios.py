@@ -42,8 +42,8 @@ ROUTING: dict[str, Any] = {
 CHAT_CAPABILITIES = ["chat"]
 A, B = "replica-a", "replica-b"
 DROP_SENDS = 2
-"""Sends per attempt of a request the server hangs up on: the transport resends once at once
-(`selfhosted_core._http.send`, meant for stale pooled connections) before an attempt fails."""
+"""Sends to a replica that hangs up on a call before the call leaves it: the engine resends a
+hang-up once at once, per call, outside the budget (meant for stale pooled connections)."""
 NO_ANSWER_FAULTS = {
     "reset": faults.RESET,
     "drop": faults.DROP,
@@ -183,8 +183,13 @@ async def test_a_lone_endpoint_that_never_answers_raises_a_connection_error_afte
             error = await fails(Driver(mode, provider), operation)
     assert type(error) is EndpointConnectionError
     assert error.endpoint == A
-    assert error.attempts == (f"{A}: EndpointConnectionError",) * 2
-    assert len(proxy.seen) == 3 * (DROP_SENDS if fault == faults.DROP else 1)
+    # Every send is listed: the budget's three, and for a hang-up the one immediate resend.
+    sends = 3 + (DROP_SENDS - 1 if fault == faults.DROP else 0)
+    assert len(error.attempts) == len(proxy.seen) == sends
+    assert {(attempt.endpoint, attempt.outcome) for attempt in error.attempts} == {
+        (A, "EndpointConnectionError")
+    }
+    assert [attempt.resent for attempt in error.attempts] == [True] * (sends - 1) + [False]
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
@@ -197,7 +202,7 @@ async def test_a_lone_refusing_endpoint_raises_a_connection_error(
             error = await fails(Driver(mode, provider), operation)
     assert type(error) is EndpointConnectionError
     assert error.endpoint == A
-    assert len(error.attempts) == 2
+    assert len(error.attempts) == 3
     assert proxy.seen == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ from selfhosted_core import (
     UnknownModelError,
 )
 from tests.core import payloads
-from tests.core.harness import FakeServer, Route
+from tests.core.harness import SERVER_SAMPLING_VALUES, FakeServer, Route
 from tests.lc_driver import LCDriver, merged
 
 CHAT = "/v1/chat/completions"
@@ -268,9 +269,85 @@ async def test_sampling_fields_and_per_call_overrides(
     assert "max_completion_tokens" not in payload
 
 
-async def test_unexpected_call_arguments_are_refused(lc: LCDriver, chat: ChatSelfHosted) -> None:
-    with pytest.raises(InvalidRequestError, match=r"\['top_kk'\].*extra_body"):
+REFUSED_MAX_TOKENS = (
+    "max_tokens must be an integer of at least 1, not 0 (llama-server reads -1 as no limit, "
+    "OpenAI refuses it); leave max_tokens unset for the server's own limit (model='tiny')"
+)
+
+
+async def test_max_tokens_below_one_is_refused_before_sending(
+    lc: LCDriver, provider: Provider, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, payloads.LLAMA_OBJECT_ARGUMENTS)
+    per_call = ChatSelfHosted(model="tiny", provider=provider)
+    with pytest.raises(InvalidRequestError) as called:
+        await lc.invoke(per_call, "Hi", max_tokens=0)
+    bound = ChatSelfHosted(model="tiny", provider=provider).bind(max_tokens=0)
+    with pytest.raises(InvalidRequestError) as streamed:
+        await lc.stream(bound, "Hi")
+    with pytest.raises(InvalidRequestError) as configured:
+        await lc.invoke(ChatSelfHosted(model="tiny", provider=provider, max_tokens=0), "Hi")
+    assert {str(error.value) for error in (called, streamed, configured)} == {REFUSED_MAX_TOKENS}
+    assert server.requests == []
+
+
+PERSON_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "Person", "schema": {"type": "object"}},
+}
+
+
+async def test_tools_with_a_json_schema_log_the_cores_one_warning(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.on("POST", CHAT, payloads.VLLM_REASONING)
+    with caplog.at_level(logging.WARNING, logger="selfhosted_core"):
+        await lc.invoke(chat.bind_tools([_weather]).bind(response_format=PERSON_FORMAT), "Hi")
+        await lc.invoke(chat.bind_tools([_weather]), "Hi")
+        await lc.invoke(chat.bind(response_format=PERSON_FORMAT), "Hi")
+    assert [r.getMessage() for r in caplog.records if r.name == "selfhosted_core"] == [
+        "tools and a json_schema response_format in one request: grammar-constrained servers "
+        "(llama-server, vLLM) cannot return a tool call when the output is constrained to a "
+        "schema, so the schema wins (model='tiny')"
+    ]
+    assert len(server.requests) == 3
+
+
+HI = [{"role": "user", "content": "Hi"}]
+
+
+@pytest.mark.parametrize(("name", "value"), sorted(SERVER_SAMPLING_VALUES.items()))
+async def test_each_server_sampling_parameter_is_sent_per_call_and_bound(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer, name: str, value: Any
+) -> None:
+    server.on("POST", CHAT, payloads.VLLM_REASONING)
+    await lc.invoke(chat, "Hi", **{name: value})
+    await lc.invoke(chat.bind(**{name: value}), "Hi")
+    assert server.payloads() == [{"model": "tiny", "messages": HI, name: value}] * 2
+
+
+async def test_server_sampling_sits_beside_openai_sampling_and_extra_body_wins(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    server.on("POST", CHAT, payloads.VLLM_REASONING)
+    bound = chat.bind(min_p=0.05, top_k=20)
+    await lc.invoke(bound, "Hi", top_k=40, temperature=0.1, extra_body={"min_p": 0.1})
+    assert server.payloads() == [
+        {"model": "tiny", "messages": HI, "temperature": 0.1, "top_k": 40, "min_p": 0.1}
+    ]
+
+
+async def test_unexpected_call_arguments_are_refused(
+    lc: LCDriver, chat: ChatSelfHosted, server: FakeServer
+) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
         await lc.invoke(chat, "Hi", top_kk=3)
+    assert str(caught.value) == (
+        "unexpected argument(s) ['top_kk']; the server sampling parameters (logit_bias, min_p, "
+        "reasoning_effort, repeat_penalty, repetition_penalty, top_k, typical_p) are accepted "
+        "by name, other server-specific parameters go in extra_body (model='tiny')"
+    )
+    assert server.requests == []
 
 
 async def test_a_server_error_is_resent_only_when_the_model_opts_in(

@@ -14,9 +14,9 @@ from litellm.types.utils import ChatCompletionMessageToolCall, Choices, ModelRes
 from litellm.utils import custom_llm_setup
 
 from litellm_selfhosted import SelfHostedLLM, _request, register
-from selfhosted_core import Config, Provider, SelfHostedError
+from selfhosted_core import Config, InvalidRequestError, Provider, SelfHostedError
 from tests.core import payloads
-from tests.core.harness import ENDPOINTS, FakeServer
+from tests.core.harness import ENDPOINTS, SERVER_SAMPLING_VALUES, FakeServer
 from tests.litellm_driver import LLDriver, model
 
 pytestmark = pytest.mark.usefixtures("registered")
@@ -211,6 +211,42 @@ async def test_an_unknown_model_is_not_found(ll: LLDriver, server: FakeServer) -
     assert server.requests == []
 
 
+@pytest.mark.parametrize("name", ["max_tokens", "max_completion_tokens"])
+async def test_a_token_limit_below_one_is_a_bad_request_before_sending(
+    ll: LLDriver, server: FakeServer, name: str
+) -> None:
+    server.on("POST", CHAT, payloads.LLAMA_OBJECT_ARGUMENTS)
+    with pytest.raises(lx.BadRequestError) as caught:
+        await ll.complete(model=model("tiny"), messages=HELLO, **{name: 0})
+    assert isinstance(core_cause(caught.value), InvalidRequestError)
+    assert str(core_cause(caught.value)) == (
+        "max_tokens must be an integer of at least 1, not 0 (llama-server reads -1 as no "
+        "limit, OpenAI refuses it); leave max_tokens unset for the server's own limit "
+        "(model='tiny')"
+    )
+    assert server.requests == []
+
+
+async def test_tools_with_a_json_schema_log_the_cores_one_warning(
+    ll: LLDriver, server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.on("POST", CHAT, payloads.VLLM_REASONING)
+    person = {
+        "type": "json_schema",
+        "json_schema": {"name": "Person", "schema": {"type": "object"}},
+    }
+    with caplog.at_level(logging.WARNING, logger="selfhosted_core"):
+        await ll.complete(model=model("tiny"), messages=HELLO, tools=TOOLS, response_format=person)
+        await ll.complete(model=model("tiny"), messages=HELLO, tools=TOOLS)
+        await ll.complete(model=model("tiny"), messages=HELLO, response_format=person)
+    assert [r.getMessage() for r in caplog.records if r.name == "selfhosted_core"] == [
+        "tools and a json_schema response_format in one request: grammar-constrained servers "
+        "(llama-server, vLLM) cannot return a tool call when the output is constrained to a "
+        "schema, so the schema wins (model='tiny')"
+    ]
+    assert len(server.requests) == 3
+
+
 async def test_api_base_pins_the_replica_and_an_unknown_one_is_refused(
     ll: LLDriver, server: FakeServer
 ) -> None:
@@ -239,6 +275,19 @@ async def test_the_request_carries_the_endpoint_key_and_no_router_keys(
     payload = json.loads(request.content)
     assert not {"label", "max_retries", "token_modifier"} & set(payload)
     assert payload["top_k"] == 5
+
+
+@pytest.mark.parametrize(("name", "value"), sorted(SERVER_SAMPLING_VALUES.items()))
+async def test_each_server_sampling_parameter_is_sent(
+    ll: LLDriver, server: FakeServer, name: str, value: Any
+) -> None:
+    server.on("POST", CHAT, payloads.VLLM_REASONING)
+    # LiteLLM refuses reasoning_effort for a custom provider unless it is allowed; Router
+    # deployments of reasoning endpoints list it (router_model_list).
+    await ll.complete(
+        model=model("tiny"), messages=HELLO, allowed_openai_params=[name], **{name: value}
+    )
+    assert server.payloads() == [{"model": "tiny", "messages": HELLO, name: value}]
 
 
 async def test_an_api_key_given_to_litellm_is_not_sent(

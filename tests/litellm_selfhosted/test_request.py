@@ -48,6 +48,7 @@ def test_messages_and_model_become_the_core_request() -> None:
         None,
         None,
     )
+    assert request.server_sampling is None
 
 
 def test_openai_sampling_parameters_are_mapped() -> None:
@@ -96,7 +97,7 @@ def test_tools_tool_choice_and_response_format_are_converted() -> None:
     assert request.response_format == ResponseFormat(type="json_object")
 
 
-def test_server_samplers_go_to_extra_body_with_the_callers_extra_body() -> None:
+def test_server_sampling_parameters_are_kept_apart_from_the_callers_extra_body() -> None:
     request = build(
         {
             "top_k": 40,
@@ -108,15 +109,15 @@ def test_server_samplers_go_to_extra_body_with_the_callers_extra_body() -> None:
             "extra_body": {"cache_prompt": True, "top_k": 10},
         }
     )
-    assert request.extra_body == {
-        "top_k": 10,  # the caller's extra_body is merged last
+    assert request.server_sampling == {
+        "top_k": 40,
         "min_p": 0.05,
         "typical_p": 0.9,
         "repetition_penalty": 1.1,
         "repeat_penalty": 1.2,
         "reasoning_effort": "low",
-        "cache_prompt": True,
     }
+    assert request.extra_body == {"cache_prompt": True, "top_k": 10}  # the core sends it last
 
 
 ROUTER_KEYS = {
@@ -279,4 +280,4 @@ def test_extra_body_may_not_replace_the_requests_own_fields(key: str) -> None:
 
 
 def test_logit_bias_goes_to_the_server() -> None:
-    assert build({"logit_bias": {"15": -100}}).extra_body == {"logit_bias": {"15": -100}}
+    assert build({"logit_bias": {"15": -100}}).server_sampling == {"logit_bias": {"15": -100}}

@@ -55,8 +55,10 @@ def _mapped(*, body: bool) -> Iterator[None]:
         # quotes the offending bytes, which may be a cookie or an echoed key.
         raise httpx2.RemoteProtocolError(f"malformed response ({type(exc).__name__})") from exc
     except (aiohttp.ClientOSError, aiohttp.ClientConnectionError) as exc:
-        error = httpx2.ReadError if body else httpx2.ConnectError
-        raise error(str(exc) or type(exc).__name__) from exc
+        # Connected (connecting failed above), then the connection was lost: writing the
+        # request to a kept-alive connection the server had closed ("Can not write request
+        # body"), or a reset. The core's stage says whether an answer had begun.
+        raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
     except ValueError as exc:
         # aiohttp refuses a header value with a control character; httpx2's word for that.
         raise httpx2.LocalProtocolError(type(exc).__name__) from exc

@@ -25,7 +25,7 @@ from selfhosted_core._status import endpoint_secrets, error_from_status, redact,
 from selfhosted_core._wire import WireEmbeddingList
 from selfhosted_core.config import ModelEndpoint
 from selfhosted_core.errors import InvalidRequestError, ResponseError, Stage
-from selfhosted_core.profiles import ServerKind
+from selfhosted_core.profiles import ServerKind, profile_for
 from selfhosted_core.types import ChatResponse, EmbeddingResponse
 
 WireT = TypeVar("WireT", bound=BaseModel)
@@ -95,7 +95,13 @@ class CallPlan:
         if self.method == "GET":
             sent = httpx2.Headers(headers.get)
         else:
-            sent = httpx2.Headers(headers.sse if self.stream else headers.json)
+            if not self.stream:
+                chosen = headers.json
+            elif profile_for(self.server).closes_after_stream:
+                chosen = headers.sse_once
+            else:
+                chosen = headers.sse
+            sent = httpx2.Headers(chosen)
             sent["content-length"] = str(len(self.body))
         request = httpx2.Request(
             self.method,

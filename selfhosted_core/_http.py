@@ -54,6 +54,7 @@ class RequestHeaders:
 
     json: httpx2.Headers
     sse: httpx2.Headers
+    sse_once: httpx2.Headers
     get: httpx2.Headers
 
     @classmethod
@@ -65,9 +66,12 @@ class RequestHeaders:
             "accept-encoding": "gzip, deflate",
             **client_headers(endpoint),
         }
+        sse = {**base, "content-type": _JSON, "accept": "text/event-stream"}
         return cls(
             json=httpx2.Headers({**base, "content-type": _JSON, "accept": _JSON}),
-            sse=httpx2.Headers({**base, "content-type": _JSON, "accept": "text/event-stream"}),
+            sse=httpx2.Headers({**sse}),
+            # For a server that closes the connection after a stream (`closes_after_stream`).
+            sse_once=httpx2.Headers({**sse, "connection": "close"}),
             get=httpx2.Headers({**base, "accept": _JSON}),
         )
 
@@ -274,6 +278,9 @@ async def aread_whole(response: httpx2.Response, endpoint: ModelEndpoint, deadli
 _NOT_CONNECTED = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
 """httpx2's errors raised before a connection was had: the server never saw the request."""
 
+_LOST = (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.WriteError)
+"""httpx2's errors for a connection lost under a request: before the headers, a hang-up."""
+
 
 @contextmanager
 def transport_errors(
@@ -316,5 +323,5 @@ def transport_errors(
             endpoint=endpoint,
             partial=partial(),
             stage="connect" if isinstance(exc, _NOT_CONNECTED) else stage,
-            hung_up=stage == "send" and isinstance(exc, httpx2.RemoteProtocolError),
+            hung_up=stage == "send" and isinstance(exc, _LOST),
         ) from exc

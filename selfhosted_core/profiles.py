@@ -70,6 +70,14 @@ class ServerProfile:
             (python/sglang/srt/entrypoints/openai/serving_tokenize.py; its `TokenizeRequest`
             has no `messages`). None: no such API (Ollama, LM Studio, LocalAI and TGI
             document none).
+        closes_after_stream: The server closes the connection after a streamed reply
+            without saying so (no `Connection: close`): llama-server does (its HTTP layer,
+            cpp-httplib under tools/server/server-http.cpp, ends the connection once a chunked
+            stream is done; measured with the llama.cpp that llama-cpp-python bundles). A
+            client that pools that connection finds it dead on its next request ("Server
+            disconnected", "Can not write request body"), each such request a needless
+            failure. When True, stream requests ask for `Connection: close`, so neither side
+            keeps the connection.
     """
 
     kind: ServerKind
@@ -78,11 +86,14 @@ class ServerProfile:
     response_format_style: Literal["openai", "tgi"] = "openai"
     reasoning_field: Literal["reasoning_content", "reasoning"] = "reasoning_content"
     tokenize: Literal["llama.cpp", "vllm", "sglang"] | None = None
+    closes_after_stream: bool = False
 
 
 PROFILES: Mapping[ServerKind, ServerProfile] = {
     ServerKind.GENERIC: ServerProfile(kind=ServerKind.GENERIC),
-    ServerKind.LLAMA_CPP: ServerProfile(kind=ServerKind.LLAMA_CPP, tokenize="llama.cpp"),
+    ServerKind.LLAMA_CPP: ServerProfile(
+        kind=ServerKind.LLAMA_CPP, tokenize="llama.cpp", closes_after_stream=True
+    ),
     ServerKind.VLLM: ServerProfile(
         kind=ServerKind.VLLM, named_tool_choice=True, reasoning_field="reasoning", tokenize="vllm"
     ),

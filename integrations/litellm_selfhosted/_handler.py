@@ -37,7 +37,10 @@ class SelfHostedLLM(CustomLLM):
 
     Requests go through the core `Provider`, so every server quirk is repaired and errors
     become LiteLLM's own classes with the status codes its Router acts on. A Router deployment's
-    `api_base` pins its calls to that replica; without one, the provider balances replicas.
+    `api_base` names the replica to prefer: it serves the call when it can take it, and a
+    sibling does when it cannot have started it (ejected, refused, loading); without one, the
+    provider balances replicas. The core makes every resend; its errors tell a Router not to
+    retry (`num_retries = 0`), so one call makes at most the config's `max_attempts` sends.
     Keys come from the endpoint config and go to their endpoint only; an `api_key` given to
     LiteLLM is not used.
 
@@ -280,7 +283,7 @@ class SelfHostedLLM(CustomLLM):
                 [_json(message) for message in messages],
                 optional_params,
                 api_base=api_base,
-                timeout=self._timeout(model, api_base, timeout),
+                timeout=self._timeout(model, timeout),
             )
 
     def _embed(
@@ -300,14 +303,13 @@ class SelfHostedLLM(CustomLLM):
                 texts,
                 optional_params,
                 api_base=api_base,
-                timeout=self._timeout(model, api_base, timeout),
+                timeout=self._timeout(model, timeout),
             )
 
-    def _timeout(self, model: str, api_base: str | None, timeout: Any) -> float | None:
+    def _timeout(self, model: str, timeout: Any) -> float | None:
+        # Any replica may answer, the preferred one or a sibling: the shortest configured
+        # timeout binds them all.
         replicas = self.provider.config.replicas(model)
-        if api_base is not None:
-            replicas = [e for e in replicas if api_base.rstrip("/") in e.names]
-        # Unpinned, any replica may answer: the shortest configured timeout binds them all.
         return call_timeout(timeout, configured=min((e.timeout for e in replicas), default=None))
 
 

@@ -85,8 +85,12 @@ def router_model_list(
     """The `model_list` of a LiteLLM Router (or proxy) for these endpoints.
 
     One deployment per endpoint; replicas share their `model_name`, so the Router balances
-    them, cools a failing one down and retries on another. Each deployment's `api_base` pins
-    its calls to that endpoint. Keys stay in the endpoint config: none is written here.
+    them and keeps its per-deployment accounting (usage, latency, cooldowns). Each deployment's
+    `api_base` names the endpoint its calls prefer; when that endpoint cannot take a call
+    (ejected by the core's breaker, refusing connections, loading) the core serves it on a
+    sibling, so a replica that dies loses no call it had not started. The core makes every
+    resend, and its errors tell the Router not to retry on top. Keys stay in the endpoint
+    config: none is written here.
     Endpoints declaring `reasoning` list `reasoning_effort` in `allowed_openai_params`, which
     LiteLLM otherwise rejects for custom providers; embedding endpoints drop the
     `encoding_format` the openai SDK always sends (vectors come back as floats). `dimensions`

@@ -95,7 +95,8 @@ def chat_request(
         model: The model id (LiteLLM has removed the `selfhosted/` prefix).
         messages: The caller's OpenAI messages, as plain JSON.
         optional_params: What LiteLLM passed on; see the module docstring.
-        api_base: The Router deployment's URL: the call goes to that replica only.
+        api_base: The Router deployment's URL: the replica to prefer (a sibling serves when it
+            cannot take the call).
         timeout: Seconds; replaces the endpoint's configured timeout.
     """
     options = _checked(optional_params, model)

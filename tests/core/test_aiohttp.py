@@ -31,7 +31,8 @@ from tests.core.harness import FakeServer, user
         (aiohttp.ServerDisconnectedError(), False, httpx2.RemoteProtocolError),
         (aiohttp.ServerDisconnectedError(), True, httpx2.RemoteProtocolError),
         (aiohttp.ClientPayloadError("cut"), True, httpx2.RemoteProtocolError),
-        (aiohttp.ClientOSError(104, "Connection reset by peer"), False, httpx2.ConnectError),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), False, httpx2.ReadError),
+        (aiohttp.ClientOSError(None, "Can not write request body"), False, httpx2.ReadError),
         (aiohttp.ClientOSError(104, "Connection reset by peer"), True, httpx2.ReadError),
     ],
 )

@@ -704,3 +704,17 @@ async def test_request_timeout_replaces_the_endpoints_own(
     reads = [request.extensions["timeout"]["read"] for request in server.requests]
     # What is left of each budget when the request goes out.
     assert reads == pytest.approx([3.0, 600.0, 2.0], abs=0.5)
+
+
+@pytest.mark.parametrize(("kind", "closing"), [("llama.cpp", True), ("vllm", False), (None, False)])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_stream_asks_to_close_the_connection_only_where_the_server_closes_it(
+    mode: str, kind: str | None, closing: bool
+) -> None:
+    server = FakeServer()
+    sse(server, payloads.LLAMA_STREAM)
+    config = Config(endpoints=[{"url": "http://gpu-1:8080", "id": "tiny", "server": kind}])
+    async with Provider(config, transport=server.transport, async_transport=server.transport) as p:
+        await Driver(mode, p).stream(chat())
+    (sent,) = server.requests
+    assert (sent.headers.get("connection") == "close") is closing

@@ -129,6 +129,8 @@ def chat(args: argparse.Namespace, term: Terminal) -> int:
             max_tokens=args.max_tokens,
             temperature=args.temperature,
             endpoint=args.endpoint,
+            # An operator naming a replica is checking that server: no sibling stands in.
+            strict_endpoint=args.endpoint is not None,
         )
         started = time.perf_counter()
         if args.no_stream:

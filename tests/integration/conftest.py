@@ -6,6 +6,7 @@ Nothing here skips: when llama-server cannot be built or started, the tests fail
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,26 @@ SLOTS = 2
 CONTEXT = 4096
 SECOND_ALIAS = "tiny-alt"
 """Total context; each of the two slots gets half, which the overflow test exceeds."""
+
+
+@contextmanager
+def fresh_chat_replicas(
+    binary: Path, *, parallel: int, ctx_size: int
+) -> Iterator[tuple[LlamaServer, LlamaServer]]:
+    """Two replicas of `tiny` of the test's own, for a test that kills or restarts one."""
+    servers = [
+        LlamaServer(
+            chat_model_path(), alias="tiny", parallel=parallel, ctx_size=ctx_size, binary=binary
+        )
+        for _ in range(2)
+    ]
+    try:
+        for server in servers:
+            server.start()
+        yield servers[0], servers[1]
+    finally:
+        for server in servers:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from selfhosted_core import ChatRequest, Config, Message, Provider, SelfHostedError
-from selfhosted_core.local import LlamaServer, chat_model_path
+from selfhosted_core.local import LlamaServer
 from selfhosted_core.routing import CircuitState
+from tests.integration.conftest import fresh_chat_replicas
 
 REQUESTS = 2000
 CONCURRENCY = 64
@@ -49,17 +50,8 @@ def descriptors() -> int:
 
 @pytest.fixture
 def replicas(binary: Path) -> Iterator[tuple[LlamaServer, LlamaServer]]:
-    servers = [
-        LlamaServer(chat_model_path(), alias="tiny", parallel=32, ctx_size=8192, binary=binary)
-        for _ in range(2)
-    ]
-    try:
-        for server in servers:
-            server.start()
-        yield servers[0], servers[1]
-    finally:
-        for server in servers:
-            server.stop()
+    with fresh_chat_replicas(binary, parallel=32, ctx_size=8192) as servers:
+        yield servers
 
 
 class Load:

@@ -28,7 +28,8 @@ from litellm.router import Router
 
 from litellm_selfhosted import proxy_config, register, router_model_list
 from selfhosted_core import Config, Provider
-from selfhosted_core.local import PLAIN_ANSWER_TEXT, LlamaServer, chat_model_path
+from selfhosted_core.local import PLAIN_ANSWER_TEXT, LlamaServer
+from tests.integration.conftest import fresh_chat_replicas
 from tests.integration.litellm_selfhosted.proxy_server import LiteLLMProxy
 
 pytestmark = pytest.mark.timeout(300)
@@ -43,17 +44,8 @@ HELLO: list[Any] = [{"role": "user", "content": "Say hello"}]
 @pytest.fixture
 def replicas(binary: Path) -> Iterator[tuple[LlamaServer, LlamaServer]]:
     """Two fresh replicas: the first is killed by the test."""
-    servers = [
-        LlamaServer(chat_model_path(), alias="tiny", parallel=8, ctx_size=4096, binary=binary)
-        for _ in range(2)
-    ]
-    try:
-        for server in servers:
-            server.start()
-        yield servers[0], servers[1]
-    finally:
-        for server in servers:
-            server.stop()
+    with fresh_chat_replicas(binary, parallel=8, ctx_size=4096) as servers:
+        yield servers
 
 
 def replica_config(replicas: tuple[LlamaServer, LlamaServer]) -> Config:
@@ -120,6 +112,23 @@ async def load(call: Call, victim: LlamaServer) -> Run:
     return run
 
 
+def openai_calls(create: Callable[..., Awaitable[Any]]) -> Call:
+    """Calls through an OpenAI-shaped `create`: the openai SDK's, or a Router's `acompletion`."""
+
+    async def call(stream: bool, delivered: list[str]) -> tuple[str, str | None]:
+        if not stream:
+            answer = await create(model="tiny", messages=HELLO)
+            return answer.choices[0].message.content or "", answer.choices[0].finish_reason
+        finish = None
+        async for chunk in await create(model="tiny", messages=HELLO, stream=True):
+            for choice in chunk.choices:
+                delivered.append(choice.delta.content or "")
+                finish = choice.finish_reason or finish
+        return "".join(delivered), finish
+
+    return call
+
+
 def report(name: str, run: Run, seconds: float) -> None:
     outcomes = dict(sorted(run.outcomes.items()))
     print(f"\n{name}: {CALLS} calls at concurrency {CONCURRENCY} in {seconds:.1f} s, {outcomes}")
@@ -155,22 +164,8 @@ async def proxy_client(
 async def test_the_proxy_loses_no_call_the_killed_replica_had_not_started(
     replicas: tuple[LlamaServer, LlamaServer], proxy_client: openai.AsyncOpenAI
 ) -> None:
-    async def call(stream: bool, delivered: list[str]) -> tuple[str, str | None]:
-        if not stream:
-            answer = await proxy_client.chat.completions.create(model="tiny", messages=HELLO)
-            return answer.choices[0].message.content or "", answer.choices[0].finish_reason
-        finish = None
-        chunks = await proxy_client.chat.completions.create(
-            model="tiny", messages=HELLO, stream=True
-        )
-        async for chunk in chunks:
-            for choice in chunk.choices:
-                delivered.append(choice.delta.content or "")
-                finish = choice.finish_reason or finish
-        return "".join(delivered), finish
-
     began = time.perf_counter()
-    run = await load(call, replicas[0])
+    run = await load(openai_calls(proxy_client.chat.completions.create), replicas[0])
     report("LiteLLM proxy", run, time.perf_counter() - began)
 
 
@@ -182,20 +177,8 @@ async def test_a_router_loses_no_call_the_killed_replica_had_not_started(
         register(provider=provider)
         router = Router(model_list=router_model_list(config))
 
-        async def call(stream: bool, delivered: list[str]) -> tuple[str, str | None]:
-            if not stream:
-                answer: Any = await router.acompletion(model="tiny", messages=HELLO)
-                return answer.choices[0].message.content or "", answer.choices[0].finish_reason
-            finish = None
-            chunks: Any = await router.acompletion(model="tiny", messages=HELLO, stream=True)
-            async for chunk in chunks:
-                for choice in chunk.choices:
-                    delivered.append(choice.delta.content or "")
-                    finish = choice.finish_reason or finish
-            return "".join(delivered), finish
-
         began = time.perf_counter()
-        run = await load(call, replicas[0])
+        run = await load(openai_calls(router.acompletion), replicas[0])
         stats = {entry.endpoint: entry for entry in provider.stats()}
     report("litellm.Router", run, time.perf_counter() - began)
     # The core, not the Router, kept calls away from the dead replica.

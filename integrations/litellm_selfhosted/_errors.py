@@ -11,8 +11,11 @@ Problems with the request itself (missing capability, bad message) are 400 and n
 endpoint down; an unknown model is 404, which LiteLLM does cool down (a deployment naming a
 model the config lacks is a deployment mistake). Other statuses keep their code.
 
-The core error stays the `__cause__`, with the endpoint and, for a stream that broke after
-output, the `partial` answer; LiteLLM's message names the endpoint too.
+The core error is the `__cause__`, with the endpoint, every send in `attempts` and, for a
+stream that broke after output, the `partial` answer; LiteLLM's message names the endpoint too.
+It is also the `selfhosted_error` attribute, which survives where LiteLLM re-raises the error
+from another (a Router reading a stream's first chunk raises it `from` its own
+`MidStreamFallbackError`, litellm/router_rust/invoke/streaming.py, replacing the cause).
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ def mapped_errors(model: str) -> Iterator[None]:
     except core.SelfHostedError as exc:
         error = litellm_error(exc, model=model)
         error.num_retries = 0  # type: ignore[attr-defined]  # LiteLLM's errors define it; the Router reads it
+        error.selfhosted_error = exc  # type: ignore[attr-defined]  # ours, see the module docstring
         raise error from exc
 
 

@@ -41,9 +41,10 @@ ROUTING: dict[str, Any] = {
 }
 CHAT_CAPABILITIES = ["chat"]
 A, B = "replica-a", "replica-b"
-DROP_SENDS = 2
-"""Sends to a replica that hangs up on a call before the call leaves it: the engine resends a
-hang-up once at once, per call, outside the budget (meant for stale pooled connections)."""
+HANG_UP_SENDS = 2
+"""Sends to a replica that resets or closes the connection before answering, before the call
+leaves it: the engine resends such a hang-up once at once, per call, outside the budget (it is
+what a kept-alive connection the server had closed looks like)."""
 NO_ANSWER_FAULTS = {
     "reset": faults.RESET,
     "drop": faults.DROP,
@@ -122,7 +123,7 @@ async def test_a_request_the_server_never_started_is_answered_by_the_other_repli
         async with Provider(replicas) as provider:
             assert await run(Driver(mode, provider), operation) == B
             stats = {s.endpoint: s for s in provider.stats()}
-    sends = DROP_SENDS if fault == "drop" else 1
+    sends = HANG_UP_SENDS if fault in ("reset", "drop") else 1
     assert [seen.fault for seen in proxy.seen] == [NO_ANSWER_FAULTS[fault]] * sends
     assert (stats[A].requests, stats[A].errors) == (1, 1)
     assert (stats[B].requests, stats[B].errors) == (1, 0)
@@ -155,8 +156,11 @@ async def test_a_stale_pooled_connection_is_resent_on_a_fresh_one_without_an_err
     server = upstream(operation, chat_server, embedding_server)
     with FaultProxy(server) as proxy:
         proxy.inject(faults.STALE)
+        # Undeclared, the server kind keeps its streams' connections for reuse (a llama.cpp
+        # endpoint's streams ask for `Connection: close`, so no stream connection goes stale).
         replicas = config(
-            endpoint(proxy.url, operation, A, weight=2), endpoint(server, operation, B)
+            endpoint(proxy.url, operation, A, weight=2, server=None),
+            endpoint(server, operation, B, server=None),
         )
         async with Provider(replicas) as provider:
             driver = Driver(mode, provider)
@@ -183,8 +187,8 @@ async def test_a_lone_endpoint_that_never_answers_raises_a_connection_error_afte
             error = await fails(Driver(mode, provider), operation)
     assert type(error) is EndpointConnectionError
     assert error.endpoint == A
-    # Every send is listed: the budget's three, and for a hang-up the one immediate resend.
-    sends = 3 + (DROP_SENDS - 1 if fault == faults.DROP else 0)
+    # Every send is listed: the budget's three, and the one immediate resend of a hang-up.
+    sends = 3 + HANG_UP_SENDS - 1
     assert len(error.attempts) == len(proxy.seen) == sends
     assert {(attempt.endpoint, attempt.outcome) for attempt in error.attempts} == {
         (A, "EndpointConnectionError")
@@ -335,13 +339,13 @@ async def test_a_failing_replica_is_ejected_then_restored_by_a_probe(
         assert stats[A].resting_for is not None
         # while open, A receives nothing
         assert await run(driver, "chat") == B
-        assert len(chat_proxy.seen) == 3 * DROP_SENDS
+        assert len(chat_proxy.seen) == 3 * HANG_UP_SENDS
         chat_proxy.clear()
         await asyncio.sleep(ROUTING["cooldown"] * 1.2 + 0.05)
         assert await run(driver, "chat") == A
         stats = {s.endpoint: s for s in provider.stats()}
     assert (stats[A].circuit, stats[A].consecutive_failures) == ("closed", 0)
-    assert [seen.fault for seen in chat_proxy.seen] == [faults.DROP] * 3 * DROP_SENDS + [
+    assert [seen.fault for seen in chat_proxy.seen] == [faults.DROP] * 3 * HANG_UP_SENDS + [
         faults.PASS
     ]
 
@@ -367,7 +371,7 @@ async def test_each_replica_only_ever_sees_its_own_key_across_failover(
             else:
                 _, answer = await driver.stream(request)
     assert answer.endpoint == B
-    assert len(a.seen) == DROP_SENDS
+    assert len(a.seen) == HANG_UP_SENDS
     assert len(b.seen) == 1
     assert {seen.headers.get("authorization") for seen in a.seen} == {"Bearer key-a"}
     assert {seen.headers.get("authorization") for seen in b.seen} == {"Bearer key-b"}

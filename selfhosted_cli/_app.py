@@ -140,7 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("-s", "--system", help="a system message")
     chat.add_argument("--max-tokens", type=int, default=None)
     chat.add_argument("--temperature", type=float, default=None)
-    chat.add_argument("--endpoint", help="send to this replica only (label or URL); no sibling stands in")
+    chat.add_argument(
+        "--endpoint", help="send to this replica only (label or URL); no sibling stands in"
+    )
     chat.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
     chat.set_defaults(run=_lazy("_commands", "chat"))
 

@@ -61,6 +61,26 @@ def chat_payload(
     return payload
 
 
+def validate_routing(request: ChatRequest | EmbeddingRequest) -> None:
+    """Reject routing intent no call could follow, before any I/O, for chat and embeddings.
+
+    A budget below one send, or strictness about no named replica.
+    """
+    budget = request.max_attempts
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)):
+        raise InvalidRequestError(
+            f"max_attempts must be an integer, not {budget!r}", model=request.model
+        )
+    if budget is not None and budget < 1:
+        raise InvalidRequestError(
+            f"max_attempts must be at least 1 (the first send), not {budget}", model=request.model
+        )
+    if request.strict_endpoint and request.endpoint is None:
+        raise InvalidRequestError(
+            "strict_endpoint needs an endpoint to keep to", model=request.model
+        )
+
+
 def validate_chat(request: ChatRequest) -> None:
     """Reject requests no server could answer; the provider calls this once, before any I/O."""
     if not request.messages:

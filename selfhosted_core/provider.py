@@ -20,9 +20,10 @@ from selfhosted_core._request import (
     embedding_inputs,
     embedding_payload,
     validate_chat,
+    validate_routing,
 )
 from selfhosted_core.config import Capability, Config
-from selfhosted_core.errors import CapabilityError, InvalidRequestError, NotSupportedError
+from selfhosted_core.errors import CapabilityError, NotSupportedError
 from selfhosted_core.profiles import ServerKind, profile_for
 from selfhosted_core.routing import EndpointStats, Router
 from selfhosted_core.streams import AsyncChatStream, ChatStream
@@ -291,21 +292,11 @@ class Provider:
         replicas = self.config.replicas(model)
         if intent is None:
             return Call(self._router, self.config.routing, replicas, model=model, needs=needs)
-        budget = intent.max_attempts
-        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)):
-            raise InvalidRequestError(
-                f"max_attempts must be an integer, not {budget!r}", model=model
-            )
-        if budget is not None and budget < 1:
-            raise InvalidRequestError(
-                f"max_attempts must be at least 1 (the first send), not {budget}", model=model
-            )
+        validate_routing(intent)
         prefer = None
         if intent.endpoint is not None:
             self._router.check(model, needs)  # a capability error comes before a naming one
             prefer = self._router.slot_named(model, intent.endpoint)
-        elif intent.strict_endpoint:
-            raise InvalidRequestError("strict_endpoint needs an endpoint to keep to", model=model)
         return Call(
             self._router,
             self.config.routing,

@@ -275,14 +275,6 @@ async def test_a_strict_request_is_resent_to_its_own_replica_after_a_backoff(
     assert (answer.endpoint, replicas.seen) == ("gpu-2", ["gpu-2.test"] * 3)
 
 
-async def test_strict_endpoint_without_an_endpoint_is_refused_before_any_send(
-    driver: Driver, replicas: Replicas
-) -> None:
-    with pytest.raises(InvalidRequestError, match="strict_endpoint needs an endpoint"):
-        await driver.chat(chat(strict_endpoint=True))
-    assert replicas.seen == []
-
-
 async def test_a_429_waits_for_its_retry_after_on_a_single_replica(
     driver: Driver, replicas: Replicas
 ) -> None:
@@ -421,3 +413,22 @@ async def test_transport_errors_say_how_far_the_exchange_got(
     with pytest.raises((EndpointConnectionError, EndpointTimeoutError)) as caught:
         await driver.chat(chat(max_attempts=1))
     assert caught.value.stage == stage  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("intent", "problem"),
+    [
+        ({"max_attempts": 0}, "max_attempts must be at least 1"),
+        ({"max_attempts": True}, "max_attempts must be an integer"),
+        ({"max_attempts": 2.0}, "max_attempts must be an integer"),
+        ({"strict_endpoint": True}, "strict_endpoint needs an endpoint"),
+    ],
+)
+async def test_routing_intent_no_call_could_follow_is_refused_before_any_send(
+    driver: Driver, replicas: Replicas, intent: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(InvalidRequestError, match=problem):
+        await driver.chat(chat(**intent))
+    with pytest.raises(InvalidRequestError, match=problem):
+        await driver.embed(EmbeddingRequest(model="minilm", input=["a"], **intent))
+    assert replicas.seen == []

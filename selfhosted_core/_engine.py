@@ -54,6 +54,10 @@ class Send:
     plan: CallPlan
     timeout: httpx2.Timeout
 
+    def request(self, headers: Sequence[RequestHeaders]) -> httpx2.Request:
+        """The HTTP request, with the headers of the plan's endpoint."""
+        return self.plan.request(self.timeout, headers[self.plan.slot])
+
 
 @dataclass(frozen=True, slots=True)
 class Read:
@@ -132,32 +136,42 @@ def _run(call: Call, exchange_for: Callable[[int], Exchange[Any]], *, opens: boo
             raise
 
 
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """The engine's result, once it has no step left."""
+
+    value: Any
+
+
+def _resume(engine: Engine[Any], reply: object, error: BaseException | None) -> Step | _Done:
+    """Hand the last step's reply (or its failure) to the engine: its next step, or the end."""
+    try:
+        return engine.send(reply) if error is None else engine.throw(error)
+    except StopIteration as done:
+        return _Done(done.value)
+
+
 def drive(
     engine: Engine[T], client: Callable[[int], httpx2.Client], headers: Sequence[RequestHeaders]
 ) -> T:
     """Carry out `engine`'s steps with sync clients (one per slot); return its result."""
     reply: object = None
     error: BaseException | None = None
-    while True:
-        try:
-            step = engine.send(reply) if error is None else engine.throw(error)
-        except StopIteration as done:
-            return cast("T", done.value)
+    while not isinstance(step := _resume(engine, reply, error), _Done):
         reply, error = None, None
         # Whatever goes wrong is thrown into the engine, which records the attempt and decides.
         try:
             if isinstance(step, Sleep):
                 time.sleep(step.seconds)
             elif isinstance(step, Send):
-                plan = step.plan
-                with plan.errors(stage="send"):
-                    request = plan.request(step.timeout, headers[plan.slot])
-                    reply = _http.send(client(plan.slot), request)
+                with step.plan.errors(stage="send"):
+                    reply = _http.send(client(step.plan.slot), step.request(headers))
             else:
                 with step.plan.errors(stage="body"):
                     reply = _http.read_whole(step.response, step.plan.endpoint, step.deadline)
         except BaseException as exc:
             error = exc
+    return cast("T", step.value)
 
 
 async def adrive(
@@ -168,25 +182,18 @@ async def adrive(
     """Async twin of `drive`."""
     reply: object = None
     error: BaseException | None = None
-    while True:
-        try:
-            step = engine.send(reply) if error is None else engine.throw(error)
-        except StopIteration as done:
-            return cast("T", done.value)
+    while not isinstance(step := _resume(engine, reply, error), _Done):
         reply, error = None, None
-        # As in `drive`: the engine decides.
         try:
             if isinstance(step, Sleep):
                 await asyncio.sleep(step.seconds)
             elif isinstance(step, Send):
-                plan = step.plan
-                with plan.errors(stage="send"):
-                    request = plan.request(step.timeout, headers[plan.slot])
-                    reply = await _http.asend(client(plan.slot), request)
+                with step.plan.errors(stage="send"):
+                    reply = await _http.asend(client(step.plan.slot), step.request(headers))
             else:
                 with step.plan.errors(stage="body"):
-                    reply = await _http.aread_whole(
-                        step.response, step.plan.endpoint, step.deadline
-                    )
+                    body = _http.aread_whole(step.response, step.plan.endpoint, step.deadline)
+                    reply = await body
         except BaseException as exc:
             error = exc
+    return cast("T", step.value)

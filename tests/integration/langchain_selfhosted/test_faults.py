@@ -1,6 +1,7 @@
 """`ChatSelfHosted` and `SelfHostedEmbeddings` behind a fault proxy: failover and mapped errors.
 
-LangChain's own retries are off (`max_retries=0`), so only the core's failover acts.
+LangChain has no resend loop of its own: `max_retries` is left at its default, the config's
+budget (`ROUTING`'s three sends), which the core's failover spends.
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ async def lone_chat(chat_proxy: FaultProxy) -> AsyncIterator[Provider]:
 
 
 def chat_model(provider: Provider) -> ChatSelfHosted:
-    return ChatSelfHosted(model="tiny", provider=provider, max_retries=0, max_tokens=64)
+    return ChatSelfHosted(model="tiny", provider=provider, max_tokens=64)
 
 
 def embeddings(provider: Provider) -> SelfHostedEmbeddings:
-    return SelfHostedEmbeddings(model="minilm", provider=provider, max_retries=0)
+    return SelfHostedEmbeddings(model="minilm", provider=provider)
 
 
 async def test_invoke_is_answered_by_the_other_replica_when_one_drops(

@@ -37,7 +37,7 @@ def replicas(litellm_config: Config) -> Config:
     return only(litellm_config, "tiny")
 
 
-async def test_router_spreads_load_and_each_deployment_is_pinned(
+async def test_router_spreads_load_and_each_healthy_deployment_is_served_by_its_own_endpoint(
     ll: LLDriver, replicas: Config, registered: SelfHostedLLM
 ) -> None:
     router = Router(model_list=router_model_list(replicas))
@@ -54,15 +54,15 @@ async def test_router_spreads_load_and_each_deployment_is_pinned(
 
 
 @pytest.mark.parametrize("kind", ["complete", "stream"])
-async def test_dead_deployment_is_cooled_down_and_others_serve(
+async def test_calls_routed_to_a_dead_deployment_are_served_and_the_core_ejects_it(
     ll: LLDriver, litellm_config: Config, litellm_state: None, kind: str
 ) -> None:
     dead_url = closed_port_url()
     dead = {"url": dead_url, "id": "tiny", "label": "dead", "capabilities": CHAT_CAPABILITIES}
     config = only(litellm_config, "tiny", extra=[dead])
-    litellm.custom_provider_map = [
-        {"provider": "selfhosted", "custom_handler": SelfHostedLLM(config)}
-    ]
+    handler = SelfHostedLLM(config)
+    litellm.custom_provider_map = [{"provider": "selfhosted", "custom_handler": handler}]
+    # The Router's own retries and cooldowns stay as a user would set them: they never fire.
     router = Router(
         model_list=router_model_list(config),
         num_retries=3,
@@ -71,10 +71,9 @@ async def test_dead_deployment_is_cooled_down_and_others_serve(
         cooldown_time=300,
     )
     ids = [deployment["model_info"]["id"] for deployment in router_model_list(config)]
-    cooled: list[str] = []
     calls = 0
-    # Shuffle routing picks the dead replica sooner or later; every call must still succeed.
-    while not cooled and calls < 40:
+    # Shuffle routing sends the dead deployment calls sooner or later; every one must succeed.
+    while handler.provider.stats()[-1].circuit.value != "open" and calls < 40:
         calls += 1
         if kind == "complete":
             response = await ll.on(router).complete(model="tiny", messages=HELLO)
@@ -84,8 +83,10 @@ async def test_dead_deployment_is_cooled_down_and_others_serve(
             chunks = await ll.on(router).stream(model="tiny", messages=HELLO)
             text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
             assert text == PLAIN_ANSWER_TEXT
-        cooled = [name for name, _ in router.health().cooldowns.get_active_cooldowns(ids, None)]
-    assert cooled == [f"tiny@{dead_url}/v1"]
+    dead_stats = handler.provider.stats()[-1]
+    assert (dead_stats.endpoint, dead_stats.circuit.value) == ("dead", "open")
+    assert dead_stats.errors == dead_stats.requests >= 3  # refused, each time, until ejected
+    assert router.health().cooldowns.get_active_cooldowns(ids, None) == []
 
 
 async def test_context_overflow_falls_back_to_the_larger_model(

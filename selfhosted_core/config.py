@@ -303,8 +303,10 @@ class RoutingPolicy(Validated):
         max_attempts: Sends per request at most, the first included. A request is resent only
             when no byte of an answer arrived (connection refused or reset, 429, 502, 503),
             on another replica when one can take it, else on the same one after a backoff.
-            A hang-up before any answer is first resent once at once on a fresh connection
-            (it may be a kept-alive connection the server had closed), within one attempt.
+            Besides, a call's first hang-up before any answer (a reset, or a close without
+            a response: what a kept-alive connection the server had closed looks like) is
+            resent once at once to the same replica, outside this budget. A request's own
+            `max_attempts` (LangChain's `max_retries + 1`) replaces this one.
         failure_threshold: Consecutive failures that eject an endpoint (its circuit opens).
         cooldown: Seconds an ejected endpoint rests before one request probes it (half-open);
             each endpoint's rest is drawn within +/-20% so replicas do not return in lockstep.

@@ -67,6 +67,8 @@ def validate_routing(request: ChatRequest | EmbeddingRequest) -> None:
     A budget below one send, or strictness about no named replica.
     """
     budget = request.max_attempts
+    if budget is None and not request.strict_endpoint:
+        return
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)):
         raise InvalidRequestError(
             f"max_attempts must be an integer, not {budget!r}", model=request.model
@@ -86,7 +88,9 @@ def validate_chat(request: ChatRequest) -> None:
     if not request.messages:
         raise InvalidRequestError("a chat request needs at least one message", model=request.model)
     _check_max_tokens(request)
-    unknown = sorted(set(request.server_sampling or ()) - SERVER_SAMPLING)
+    unknown = (
+        sorted(set(request.server_sampling) - SERVER_SAMPLING) if request.server_sampling else []
+    )
     if unknown:
         raise InvalidRequestError(
             f"server_sampling names {unknown}, which are not server sampling parameters "

@@ -140,15 +140,12 @@ class Provider:
     def chat(self, request: ChatRequest) -> ChatResponse:
         """Send a chat request and return the repaired answer."""
         call = self._chat_call(request)
-        planner = self._chat_planner(request, stream=False)
-        return self._drive(_engine.attempts(call, lambda slot: self._chat_exchange(planner(slot))))
+        return self._drive(_engine.attempts(call, self._chat_exchanges(request)))
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
         """Async twin of `chat`."""
         call = self._chat_call(request)
-        planner = self._chat_planner(request, stream=False)
-        exchange = self._chat_exchange
-        return await self._adrive(_engine.attempts(call, lambda slot: exchange(planner(slot))))
+        return await self._adrive(_engine.attempts(call, self._chat_exchanges(request)))
 
     def stream(self, request: ChatRequest) -> ChatStream:
         """Stream a chat answer; iterate the chunks, then `final_response()` for the whole.
@@ -337,9 +334,14 @@ class Provider:
 
         return plan
 
-    @staticmethod
-    def _chat_exchange(plan: CallPlan) -> _engine.Exchange[ChatResponse]:
-        return _engine.single(plan, plan.chat_response)
+    def _chat_exchanges(self, request: ChatRequest) -> Callable[[int], _engine.Single]:
+        planner = self._chat_planner(request, stream=False)
+
+        def exchange(slot: int) -> _engine.Single:
+            plan = planner(slot)
+            return _engine.Single(plan, plan.chat_response)
+
+        return exchange
 
     def _embed_exchanges(
         self, request: EmbeddingRequest, texts: list[str]
@@ -361,7 +363,7 @@ class Provider:
     def _count_exchanges(
         self, model: str, text: str | None, messages: Sequence[Message] | None
     ) -> Callable[[int], _engine.Exchange[int]]:
-        def exchange(slot: int) -> _engine.Exchange[int]:
+        def exchange(slot: int) -> _engine.Conversation[int]:
             health = None
             if self._servers[slot] is None:
                 health = yield from self._health_exchange(slot)
@@ -369,7 +371,7 @@ class Provider:
 
         return exchange
 
-    def _health_exchange(self, slot: int) -> _engine.Exchange[EndpointHealth]:
+    def _health_exchange(self, slot: int) -> _engine.Conversation[EndpointHealth]:
         health = yield from _health.probe(self.config.endpoints[slot], slot=slot)
         return self._remember(slot, health)
 

@@ -58,10 +58,6 @@ class Send(NamedTuple):
     timeout: httpx2.Timeout
     deadline: float | None
 
-    def request(self, headers: Sequence[RequestHeaders]) -> httpx2.Request:
-        """The HTTP request, with the headers of the plan's endpoint."""
-        return self.plan.request(self.timeout, headers[self.plan.slot])
-
 
 class Read(NamedTuple):
     """Read `response` to its end, within `deadline` (monotonic seconds)."""
@@ -187,7 +183,8 @@ def drive(
             elif isinstance(step, Send):
                 plan = step.plan
                 with plan.errors(stage="send"):
-                    reply = _http.send(client(plan.slot), step.request(headers))
+                    request = plan.request(step.timeout, headers[plan.slot])
+                    reply = _http.send(client(plan.slot), request)
                 if step.deadline is not None:
                     with plan.errors(stage="body"):
                         reply = _http.read_whole(reply, plan.endpoint, step.deadline)
@@ -218,7 +215,8 @@ async def adrive(
             elif isinstance(step, Send):
                 plan = step.plan
                 with plan.errors(stage="send"):
-                    reply = await _http.asend(client(plan.slot), step.request(headers))
+                    request = plan.request(step.timeout, headers[plan.slot])
+                    reply = await _http.asend(client(plan.slot), request)
                 if step.deadline is not None:
                     with plan.errors(stage="body"):
                         reply = await _http.aread_whole(reply, plan.endpoint, step.deadline)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -154,13 +155,13 @@ class Provider:
         chosen, and the request sent, when iteration starts.
         """
         call = self._chat_call(request)
-        planner = self._chat_planner(request, stream=True)
+        planner = functools.partial(self._chat_plan, request, stream=True)
         return ChatStream(call, lambda: self._drive(_engine.opening(call, planner)))
 
     def astream(self, request: ChatRequest) -> AsyncChatStream:
         """Async twin of `stream` (call it without `await`, then `async for`)."""
         call = self._chat_call(request)
-        planner = self._chat_planner(request, stream=True)
+        planner = functools.partial(self._chat_plan, request, stream=True)
         return AsyncChatStream(call, lambda: self._adrive(_engine.opening(call, planner)))
 
     def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
@@ -316,29 +317,23 @@ class Provider:
     def _embed_call(self, request: EmbeddingRequest) -> Call:
         return self._call(request.model, _EMBEDDING, request)
 
-    def _chat_planner(self, request: ChatRequest, *, stream: bool) -> Callable[[int], CallPlan]:
+    def _chat_plan(self, request: ChatRequest, slot: int, *, stream: bool) -> CallPlan:
         """The chat request as sent to one slot (its server's quirks, its model name)."""
-
-        def plan(slot: int) -> CallPlan:
-            endpoint = self.config.endpoints[slot]
-            server = self._servers[slot] or ServerKind.GENERIC
-            return CallPlan.post(
-                slot=slot,
-                endpoint=endpoint,
-                model=request.model,
-                server=server,
-                path="/chat/completions",
-                payload=chat_payload(request, endpoint, profile_for(server), stream=stream),
-                stream=stream,
-            )
-
-        return plan
+        endpoint = self.config.endpoints[slot]
+        server = self._servers[slot] or ServerKind.GENERIC
+        return CallPlan.post(
+            slot=slot,
+            endpoint=endpoint,
+            model=request.model,
+            server=server,
+            path="/chat/completions",
+            payload=chat_payload(request, endpoint, profile_for(server), stream=stream),
+            stream=stream,
+        )
 
     def _chat_exchanges(self, request: ChatRequest) -> Callable[[int], _engine.Single]:
-        planner = self._chat_planner(request, stream=False)
-
         def exchange(slot: int) -> _engine.Single:
-            plan = planner(slot)
+            plan = self._chat_plan(request, slot, stream=False)
             return _engine.Single(plan, plan.chat_response)
 
         return exchange

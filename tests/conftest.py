@@ -12,10 +12,27 @@ import sys
 import time
 
 import pytest
+from hypothesis import settings
 
 # litellm fetches its cost map from the internet at import unless told not to; there is no
 # internet here, and the tests must not depend on it anywhere.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+# The property tests (`@given`): bounded so that all of them together stay well under a minute
+# of `make test`. No example database: nothing is written into the checkout, and a failure is
+# kept as an explicit `@example` instead. CI draws the same examples every run (`derandomize`),
+# so a red build can be replayed; elsewhere each run explores new ones.
+settings.register_profile(
+    "selfhosted",
+    max_examples=100,
+    deadline=None,  # a shared 2-core machine makes per-example timings meaningless
+    database=None,
+    derandomize=os.environ.get("CI") == "true",
+    print_blob=True,
+)
+# `HYPOTHESIS_PROFILE=explore pytest ...` searches twenty times as long, for a hunt by hand.
+settings.register_profile("explore", parent=settings.get_profile("selfhosted"), max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "selfhosted"))
 
 _NEEDS_SERVER = ("tests/integration/", "tests/local/", "tests/notebooks/")
 

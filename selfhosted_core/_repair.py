@@ -75,7 +75,8 @@ def finish_tool_call(call_id: str, name: str | None, arguments: str) -> ToolCall
         return InvalidToolCall(id=call_id, name=name, arguments=arguments, error="missing name")
     try:
         parsed = json.loads(text, parse_constant=_not_json_constant)
-    except (json.JSONDecodeError, _NotJSONError) as exc:
+    except ValueError as exc:
+        # Not JSON, NaN or Infinity (`_NotJSONError`), or an integer past Python's 4,300 digits.
         return InvalidToolCall(
             id=call_id, name=name, arguments=arguments, error=f"arguments are not JSON: {exc}"
         )

@@ -55,3 +55,136 @@ def near(*valid: Any, arbitrary: st.SearchStrategy[Any] = junk) -> st.SearchStra
 def secrets() -> st.SearchStrategy[str]:
     """Key-like text long enough that a message showing it is not a coincidence."""
     return st.text(min_size=6, max_size=24).map(lambda text: f"sk-{text}")
+
+
+# --- OpenAI's chat request JSON ------------------------------------------------------------------
+
+_names = near("get_weather", "now", "", arbitrary=st.text(max_size=10) | junk)
+
+_arguments = st.one_of(
+    st.sampled_from(
+        [
+            '{"city": "Paris"}',
+            "{}",
+            "",
+            " ",
+            "[1]",
+            "null",
+            '{"a": ',
+            "[" * 2_000,
+            '{"a": ' + "1" * 5_000 + "}",
+        ]
+    ),
+    st.dictionaries(st.text(max_size=5), json_values, max_size=3),
+    st.text(max_size=20),
+    junk,
+)
+
+openai_tool_calls: st.SearchStrategy[Any] = st.one_of(
+    st.fixed_dictionaries(
+        {"function": st.fixed_dictionaries({"name": _names}, optional={"arguments": _arguments})},
+        optional={"id": near("call_1", "", None), "type": near("function", "web_search")},
+    ),
+    junk,
+)
+
+openai_parts: st.SearchStrategy[Any] = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": near("Hi", "")}),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("image_url"),
+            "image_url": st.one_of(
+                st.fixed_dictionaries(
+                    {"url": near("https://x/cat.png", "data:image/png;base64,AA==")},
+                    optional={"detail": near("auto", "low", "high", "max")},
+                ),
+                near("https://x/cat.png"),
+            ),
+        }
+    ),
+    st.fixed_dictionaries(
+        {"type": near("input_audio", "file", "video", "refusal", "thinking", "tool_use", "")},
+        optional={"text": junk},
+    ),
+    junk,
+)
+
+openai_messages_one: st.SearchStrategy[Any] = st.one_of(
+    st.fixed_dictionaries(
+        {"role": near("system", "developer", "user", "assistant", "tool", "function", "")},
+        optional={
+            "content": st.one_of(near("Hi", "", None), st.lists(openai_parts, max_size=3)),
+            "name": near("ann", None),
+            "tool_calls": st.lists(openai_tool_calls, max_size=2) | junk,
+            "tool_call_id": near("call_1", None),
+            "reasoning_content": near("thought", None),
+            "reasoning": near("thought", None),
+        },
+    ),
+    junk,
+)
+
+openai_messages: st.SearchStrategy[Any] = st.one_of(
+    st.lists(openai_messages_one, max_size=4),
+    st.tuples(openai_messages_one),
+    junk,
+)
+"""A chat request's `messages` as a caller may send it: mostly OpenAI's shape, often not."""
+
+openai_tools: st.SearchStrategy[Any] = st.one_of(
+    st.lists(
+        st.one_of(
+            st.fixed_dictionaries(
+                {
+                    "type": near("function", "web_search"),
+                    "function": st.one_of(
+                        st.fixed_dictionaries(
+                            {"name": _names},
+                            optional={
+                                "description": near("Weather", None),
+                                "parameters": near({"type": "object", "properties": {}}, None),
+                                "strict": near(True, False, None),
+                            },
+                        ),
+                        junk,
+                    ),
+                }
+            ),
+            junk,
+        ),
+        max_size=3,
+    ),
+    st.none(),
+    junk,
+)
+
+openai_tool_choices: st.SearchStrategy[Any] = st.one_of(
+    st.sampled_from(["auto", "none", "required", "any", None]),
+    st.fixed_dictionaries(
+        {"type": near("function"), "function": st.fixed_dictionaries({"name": _names}) | junk}
+    ),
+    junk,
+)
+
+openai_response_formats: st.SearchStrategy[Any] = st.one_of(
+    st.none(),
+    st.fixed_dictionaries({"type": near("text", "json_object", "json_schema", "xml")}),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("json_schema"),
+            "json_schema": st.one_of(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "name": near("Person"),
+                        "schema": near({"type": "object"}, {}, None),
+                        "strict": near(True, None),
+                        "description": near("A person", None),
+                    },
+                ),
+                junk,
+            ),
+        }
+    ),
+    junk,
+)

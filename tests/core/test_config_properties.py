@@ -317,12 +317,14 @@ def test_any_file_is_a_config_or_a_configuration_error_naming_it(
 def top_level_keys(suffix: str, content: bytes) -> list[str]:
     """The keys a file's mapping has, which problems with them start with."""
     try:
+        # Decoded first, as `Config.load` reads it: given bytes, YAML and JSON detect UTF-16.
+        text = content.decode("utf-8")
         if suffix == ".json":
-            parsed = json.loads(content)
+            parsed = json.loads(text)
         elif suffix == ".toml":
-            parsed = tomllib.loads(content.decode())
+            parsed = tomllib.loads(text)
         else:
-            parsed = yaml.safe_load(content)
+            parsed = yaml.safe_load(text)
     except (ValueError, RecursionError, yaml.YAMLError):
         return []
     return [str(key) for key in parsed] if isinstance(parsed, dict) else []

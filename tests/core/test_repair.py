@@ -36,6 +36,12 @@ def test_invalid_arguments_are_kept_with_the_error() -> None:
     assert call.error.startswith("arguments are not JSON")
 
 
+def test_arguments_python_will_not_read_are_invalid_not_a_crash() -> None:
+    call = finish_tool_call("id1", "f", '{"n": ' + "1" * 5_000 + "}")
+    assert isinstance(call, InvalidToolCall)
+    assert call.error.startswith("arguments are not JSON: Exceeds the limit (4300 digits)")
+
+
 def test_arguments_must_be_an_object() -> None:
     call = finish_tool_call("id1", "f", "[1, 2]")
     assert isinstance(call, InvalidToolCall)

@@ -188,3 +188,12 @@ openai_response_formats: st.SearchStrategy[Any] = st.one_of(
     ),
     junk,
 )
+
+
+def one_in(n: int) -> st.SearchStrategy[bool]:
+    """True about one time in `n`.
+
+    Hypothesis favours the simplest values: the bounds of `st.integers`, the first elements of
+    `st.sampled_from`. So the rare value comes last here.
+    """
+    return st.sampled_from([False] * (n - 1) + [True])

@@ -35,7 +35,7 @@ from selfhosted_core import (
 )
 from tests.core import payloads
 from tests.core.harness import ENDPOINTS, FakeServer, Route
-from tests.strategies import Opaque, junk
+from tests.strategies import Opaque, junk, one_in
 
 REFUSALS = (InvalidRequestError, NotSupportedError, CapabilityError, UnknownModelError)
 CHAT = "/v1/chat/completions"
@@ -47,8 +47,8 @@ Fields = dict[str, tuple[st.SearchStrategy[Any], tuple[Any, ...]]]
 """Each field's valid values, and its near misses (junk is always a candidate too)."""
 
 
-def built(cls: type[Any], fields: Fields, *, one_in: int) -> st.SearchStrategy[Any]:
-    """`cls` from valid fields; one time in `one_in`, one field holds a near miss or junk.
+def built(cls: type[Any], fields: Fields, *, rarity: int) -> st.SearchStrategy[Any]:
+    """`cls` from valid fields; one time in `rarity`, one field holds a near miss or junk.
 
     Breaking one field at a time keeps most examples valid enough to reach the server, and
     shows which field a refusal is about.
@@ -57,7 +57,7 @@ def built(cls: type[Any], fields: Fields, *, one_in: int) -> st.SearchStrategy[A
     @st.composite
     def build(draw: st.DrawFn) -> Any:
         values = {name: draw(valid) for name, (valid, _) in fields.items()}
-        if draw(st.integers(1, one_in)) == 1:
+        if draw(one_in(rarity)):
             name = draw(st.sampled_from(sorted(fields)))
             near_misses = fields[name][1]
             values[name] = draw(st.sampled_from(near_misses) | junk if near_misses else junk)
@@ -73,7 +73,7 @@ def one_of(*values: Any) -> st.SearchStrategy[Any]:
 texts = one_of("Hi", "", "two\nlines", "ünïcode")
 maybe_texts = st.none() | texts
 IMAGE = ImagePart("https://x/cat.png")
-text_parts = built(TextPart, {"text": (texts, (None,))}, one_in=8)
+text_parts = built(TextPart, {"text": (texts, (None,))}, rarity=8)
 tool_calls = built(
     ToolCall,
     {
@@ -82,7 +82,7 @@ tool_calls = built(
         "arguments": (one_of('{"city": "Paris"}', "{}"), ({"city": "Paris"},)),
         "args": (st.just({}), ()),
     },
-    one_in=8,
+    rarity=8,
 )
 contents = st.one_of(maybe_texts, st.lists(text_parts, min_size=1, max_size=2))
 messages = built(
@@ -96,7 +96,7 @@ messages = built(
         "tool_call_id": (maybe_texts, ()),
         "reasoning": (maybe_texts, ()),
     },
-    one_in=8,
+    rarity=8,
 )
 SCHEMA = {"type": "object", "properties": {}}
 NOT_JSON = ({"x": NAN}, {"x": [math.inf]}, {"x": {"y": -math.inf}})
@@ -108,7 +108,7 @@ tools = built(
         "parameters": (st.just(SCHEMA), (None, "object", *NOT_JSON)),
         "strict": (one_of(None, True, False), ("yes",)),
     },
-    one_in=8,
+    rarity=8,
 )
 response_formats = built(
     ResponseFormat,
@@ -119,7 +119,7 @@ response_formats = built(
         "description": (maybe_texts, ()),
         "strict": (one_of(None, True), ("yes",)),
     },
-    one_in=8,
+    rarity=8,
 )
 NUMBER_MISSES = (NAN, math.inf, -math.inf, True, "0.5")
 numbers = st.none() | st.floats(0, 2) | st.integers(0, 2)
@@ -162,7 +162,7 @@ chat_requests = built(
         ),
         **routing_fields("chat-a", "http://chat.test:8080"),
     },
-    one_in=2,
+    rarity=2,
 )
 embedding_requests = built(
     EmbeddingRequest,
@@ -172,7 +172,7 @@ embedding_requests = built(
         "extra_body": (bodies, BODY_MISSES),
         **routing_fields("http://embed.test:8081", "http://embed.test:8081/v1"),
     },
-    one_in=2,
+    rarity=2,
 )
 
 

@@ -87,5 +87,14 @@ SERVER_SAMPLING_VALUES: dict[str, Any] = {
 """A value for each server sampling parameter, as a caller of either adapter would give it."""
 
 
+def strict_json(body: bytes) -> Any:
+    """`body` parsed as JSON that any server reads: no NaN or Infinity."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"sent {constant}, which is not JSON")
+
+    return json.loads(body, parse_constant=refuse)
+
+
 def user(text: str = "Hi") -> list[Message]:
     return [Message(role="user", content=text)]

@@ -34,7 +34,7 @@ from selfhosted_core import (
     UnknownModelError,
 )
 from tests.core import payloads
-from tests.core.harness import ENDPOINTS, FakeServer, Route
+from tests.core.harness import ENDPOINTS, FakeServer, Route, strict_json
 from tests.strategies import Opaque, junk, one_in
 
 REFUSALS = (InvalidRequestError, NotSupportedError, CapabilityError, UnknownModelError)
@@ -188,15 +188,6 @@ def vectors(request: httpx2.Request) -> Route:
     texts = json.loads(request.content)["input"]
     data = [{"index": index, "embedding": [0.5, 0.5]} for index in range(len(texts))]
     return 200, json.dumps({"object": "list", "model": "minilm", "data": data}).encode(), {}
-
-
-def strict_json(body: bytes) -> Any:
-    """`body` parsed as JSON that any server reads: no NaN or Infinity, no bytes."""
-
-    def refuse(constant: str) -> None:
-        raise AssertionError(f"sent {constant}, which is not JSON")
-
-    return json.loads(body, parse_constant=refuse)
 
 
 async def send_chat(provider: Provider, request: ChatRequest, how: str) -> None:

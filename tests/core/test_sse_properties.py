@@ -86,6 +86,7 @@ def split_streams(draw: st.DrawFn) -> list[bytes]:
 @example([b"data: " + b"x" * 40 + b"\n\n"], 16)
 @example([b"data: abcdef\ndata: ghijkl\n\n"], 12)
 @example([b"data: ab", b"c", b"d\n\n"], 8)
+@example([b"event: x\r", b"", b"\ndata:\n"], 1 << 20)  # an empty read split a CRLF in two
 def test_any_stream_split_anywhere_decodes_as_a_whole_within_its_limit(
     reads: list[bytes], limit: int
 ) -> None:

@@ -10,6 +10,9 @@ formats them for its tracing, and LangChain refuses some blocks there itself (a 
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
@@ -34,7 +37,13 @@ from selfhosted_core import (
 )
 from tests.core import payloads
 from tests.core.harness import ENDPOINTS, FakeServer, strict_json
-from tests.strategies import json_values, near
+from tests.strategies import (
+    json_values,
+    near,
+    openai_response_formats,
+    openai_tool_choices,
+    openai_tools,
+)
 
 REFUSALS = (InvalidRequestError, NotSupportedError, CapabilityError)
 CHAT = "/v1/chat/completions"
@@ -153,6 +162,23 @@ def conversations(draw: st.DrawFn) -> list[BaseMessage]:
     return messages
 
 
+call_options = st.fixed_dictionaries(
+    {},
+    optional={
+        "temperature": near(0.2, None, math.nan),
+        "max_tokens": near(16, 0),
+        "stop": near(["\n"], "END", [1]),
+        "tools": openai_tools,
+        "tool_choice": openai_tool_choices,
+        "response_format": openai_response_formats,
+        "extra_body": near({"cache_prompt": True}, {"x": math.inf}),
+        "top_k": near(40, math.nan),
+        "top_kk": near(40),
+    },
+)
+"""What a call may bind or pass along with the messages (`bind_tools`, `invoke(..., **kw)`)."""
+
+
 @pytest.fixture(scope="module")
 def server() -> FakeServer:
     server = FakeServer()
@@ -166,16 +192,22 @@ def chat(server: FakeServer) -> ChatSelfHosted:
     return ChatSelfHosted(model="tiny", provider=provider, max_retries=0)
 
 
-@given(conversations())
-@example([HumanMessage(content=[{"type": "text", "text": 5}])])
-@example([HumanMessage(content=[{"type": "image", "base64": "iVBORw0KGgo="}])])
-@example([SystemMessage(content=[{"type": "image"}])])
+@given(conversations(), st.just({}) | call_options)
+@example([HumanMessage(content=[{"type": "text", "text": 5}])], {})
+@example([HumanMessage(content=[{"type": "image", "base64": "iVBORw0KGgo="}])], {})
+@example([SystemMessage(content=[{"type": "image"}])], {})
+@example([HumanMessage(content="Hi")], {"extra_body": b"\x00"})
+@example([HumanMessage(content="Hi")], {"stop": 5})
 def test_any_conversation_is_sent_as_json_or_refused_before_any_io(
-    server: FakeServer, chat: ChatSelfHosted, conversation: list[BaseMessage]
+    server: FakeServer,
+    chat: ChatSelfHosted,
+    conversation: list[BaseMessage],
+    options: dict[str, Any],
 ) -> None:
     server.requests.clear()
+    stop = options.pop("stop", None)
     try:
-        result = chat._generate(conversation)
+        result = chat._generate(conversation, stop=stop, **options)
     except REFUSALS as exc:
         event(f"refused: {type(exc).__name__}")
         assert server.requests == []

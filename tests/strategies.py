@@ -197,3 +197,10 @@ def one_in(n: int) -> st.SearchStrategy[bool]:
     `st.sampled_from`. So the rare value comes last here.
     """
     return st.sampled_from([False] * (n - 1) + [True])
+
+
+def mostly(
+    valid: st.SearchStrategy[Any], bad: st.SearchStrategy[Any] = junk, *, rarity: int = 4
+) -> st.SearchStrategy[Any]:
+    """`valid`, but one time in `rarity` `bad`: most examples get past the first check."""
+    return one_in(rarity).flatmap(lambda broken: bad if broken else valid)

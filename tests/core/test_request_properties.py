@@ -33,8 +33,7 @@ from selfhosted_core import (
     ToolCall,
     UnknownModelError,
 )
-from tests.core import payloads
-from tests.core.harness import ENDPOINTS, FakeServer, Route, strict_json
+from tests.core.harness import ENDPOINTS, FakeServer, Route, chat_reply, strict_json
 from tests.strategies import Opaque, junk, one_in
 
 REFUSALS = (InvalidRequestError, NotSupportedError, CapabilityError, UnknownModelError)
@@ -176,13 +175,6 @@ embedding_requests = built(
 )
 
 
-def reply(request: httpx2.Request) -> Route:
-    """A canned answer, streamed when the request asks for a stream."""
-    if json.loads(request.content).get("stream"):
-        return 200, payloads.LLAMA_STREAM, {"content-type": "text/event-stream"}
-    return 200, payloads.LLAMA_OBJECT_ARGUMENTS, {}
-
-
 def vectors(request: httpx2.Request) -> Route:
     """One vector for each text asked for."""
     texts = json.loads(request.content)["input"]
@@ -224,7 +216,7 @@ def test_any_chat_request_is_sent_as_json_or_refused_before_any_io(
     request: ChatRequest, how: str
 ) -> None:
     server = FakeServer()
-    server.on("POST", CHAT, reply)
+    server.on("POST", CHAT, chat_reply)
     provider = Provider(
         Config(endpoints=ENDPOINTS), transport=server.transport, async_transport=server.transport
     )

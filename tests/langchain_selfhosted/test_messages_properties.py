@@ -35,8 +35,7 @@ from selfhosted_core import (
     NotSupportedError,
     Provider,
 )
-from tests.core import payloads
-from tests.core.harness import ENDPOINTS, FakeServer, strict_json
+from tests.core.harness import ENDPOINTS, FakeServer, chat_reply, strict_json
 from tests.strategies import (
     json_values,
     near,
@@ -182,7 +181,7 @@ call_options = st.fixed_dictionaries(
 @pytest.fixture(scope="module")
 def server() -> FakeServer:
     server = FakeServer()
-    server.on("POST", CHAT, payloads.LLAMA_OBJECT_ARGUMENTS)
+    server.on("POST", CHAT, chat_reply)
     return server
 
 

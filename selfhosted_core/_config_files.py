@@ -33,6 +33,9 @@ def read_config_file(path: Path) -> Any:
         raise ConfigurationError(f"{path}: cannot read config file: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigurationError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except ValueError as exc:
+        # A name no file can have ("embedded null byte"); quoted, as it may not print.
+        raise ConfigurationError(f"{str(path)!r}: cannot read config file: {exc}") from exc
     suffix = path.suffix.lower()
     kind = _FORMATS.get(suffix)
     if kind is None:

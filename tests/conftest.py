@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -18,13 +20,18 @@ from hypothesis import settings
 # internet here, and the tests must not depend on it anywhere.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+# Hypothesis keeps caches (constants it found in the source, Unicode tables), by default in
+# `.hypothesis/` of the working directory: outside the checkout instead.
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "selfhosted-llm-hypothesis")
+)
 # The property tests (`@given`): bounded so that all of them together stay well under a minute
-# of `make test`. No example database: nothing is written into the checkout, and a failure is
-# kept as an explicit `@example` instead. CI draws the same examples every run (`derandomize`),
-# so a red build can be replayed; elsewhere each run explores new ones.
+# of `make test`. No example database: a failure is kept as an explicit `@example` instead.
+# CI draws the same examples every run (`derandomize`), so a red build can be replayed;
+# elsewhere each run explores new ones.
 settings.register_profile(
     "selfhosted",
-    max_examples=100,
+    max_examples=300,
     deadline=None,  # a shared 2-core machine makes per-example timings meaningless
     database=None,
     derandomize=os.environ.get("CI") == "true",

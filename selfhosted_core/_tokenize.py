@@ -38,6 +38,10 @@ TokenCount = Generator[CallPlan, Whole, int]
 
 def check(model: str, text: str | None, messages: Sequence[Message] | None) -> None:
     """Reject a count request no server could answer, before any I/O."""
+    if not isinstance(model, str):
+        raise InvalidRequestError(
+            f"model must be a model id (a string), not {type(model).__name__}"
+        )
     if (text is None) == (messages is None):
         raise InvalidRequestError("count tokens of exactly one of text or messages", model=model)
     if text is not None and not isinstance(text, str):

@@ -280,6 +280,8 @@ async def test_requests_no_server_could_answer_are_refused_before_any_io(
             await driver.count_tokens("qwen3", **fields)
         with pytest.raises(UnknownModelError):
             await driver.count_tokens("nope", text="Hi")
+        with pytest.raises(InvalidRequestError, match="model must be a model id"):
+            await driver.count_tokens(["qwen3"], text="Hi")  # type: ignore[arg-type]
     assert server.requests == []
 
 

@@ -27,15 +27,7 @@ def read_config_file(path: Path) -> Any:
     """
     import yaml  # noqa: PLC0415
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigurationError(f"{path}: cannot read config file: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigurationError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    except ValueError as exc:
-        # A name no file can have ("embedded null byte"); quoted, as it may not print.
-        raise ConfigurationError(f"{str(path)!r}: cannot read config file: {exc}") from exc
+    text = _read_text(path)
     suffix = path.suffix.lower()
     kind = _FORMATS.get(suffix)
     if kind is None:
@@ -57,6 +49,21 @@ def read_config_file(path: Path) -> Any:
     # PyYAML's message quotes the offending line, which may hold a key: only the problem and
     # its position are kept, and the error is raised outside the handler.
     raise ConfigurationError(f"{path}: invalid YAML: {problem}")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        reason = exc.reason
+    except ValueError as exc:
+        # A name no file can have ("embedded null byte"); quoted, as it may not print.
+        raise ConfigurationError(f"{str(path)!r}: cannot read config file: {exc}") from exc
+    # Raised outside the handler: the decode error holds the whole file, keys and all, and
+    # would stay reachable as the `__context__` even of an error raised `from None`.
+    raise ConfigurationError(f"{path}: not UTF-8 text ({reason})")
 
 
 def _parse(text: str, kind: str) -> Any:

@@ -238,6 +238,17 @@ def test_bad_files_name_the_file(tmp_path: Path, name: str, text: str, message: 
     assert name in str(caught.value)
 
 
+def test_a_file_not_in_utf8_is_refused_keeping_none_of_its_text(tmp_path: Path) -> None:
+    path = tmp_path / "endpoints.yaml"
+    path.write_bytes(b"\x80endpoints: [{url: 'http://h:1', id: m, api_key: sk-in-the-file}]")
+    with pytest.raises(ConfigurationError) as caught:
+        Config.load(path)
+    assert caught.value.problems == [f"{path}: not UTF-8 text (invalid start byte)"]
+    # Not even as the context: the decode error quotes the whole file.
+    assert caught.value.__context__ is None
+    assert caught.value.__cause__ is None
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot read config file"):
         Config.load(tmp_path / "absent.yaml")

@@ -300,6 +300,9 @@ def config_files(draw: st.DrawFn) -> tuple[str, bytes, Any]:
 @example((".yaml", b"endpoints: &a [*a]", None))
 @example((".yaml", b"- &a [*a]", None))
 @example((".yaml", BILLION_LAUGHS, None))
+@example(
+    (".yaml", b"\x80- {url: 'http://h:1', id: m, api_key: sk-secret}", {"api_key": "sk-secret"})
+)
 def test_any_file_is_a_config_or_a_configuration_error_naming_it(
     case: tuple[str, bytes, Any],
 ) -> None:

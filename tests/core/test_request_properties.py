@@ -187,9 +187,12 @@ async def send_chat(provider: Provider, request: ChatRequest, how: str) -> None:
         provider.chat(request)
     elif how == "achat":
         await provider.achat(request)
-    else:
+    elif how == "stream":
         with provider.stream(request) as stream:
             stream.final_response()
+    else:
+        async with provider.astream(request) as astream:
+            await astream.final_response()
 
 
 def hello(**fields: Any) -> ChatRequest:
@@ -200,7 +203,7 @@ def embed(**fields: Any) -> EmbeddingRequest:
     return EmbeddingRequest(**{"model": "minilm", "input": "one", **fields})
 
 
-@given(chat_requests, st.sampled_from(["chat", "achat", "stream"]))
+@given(chat_requests, st.sampled_from(["chat", "achat", "stream", "astream"]))
 @example(hello(), "chat")
 # Each found raising a bare TypeError, AttributeError or ValueError from deep inside:
 @example(ChatRequest(model="tiny", messages=[Message(role="user", content=5)]), "chat")  # type: ignore[arg-type]
@@ -210,7 +213,7 @@ def embed(**fields: Any) -> EmbeddingRequest:
 @example(hello(timeout="5"), "chat")
 # Each found sent as a body no server reads, or sent when it could not succeed:
 @example(hello(extra_body={"x": NAN}), "chat")
-@example(hello(temperature=NAN), "stream")
+@example(hello(temperature=NAN), "astream")
 @example(hello(timeout=0), "chat")
 def test_any_chat_request_is_sent_as_json_or_refused_before_any_io(
     request: ChatRequest, how: str

@@ -28,7 +28,8 @@ os.environ.setdefault(
 # The property tests (`@given`): bounded so that all of them together stay well under a minute
 # of `make test`. No example database: a failure is kept as an explicit `@example` instead.
 # CI draws the same examples every run (`derandomize`), so a red build can be replayed;
-# elsewhere each run explores new ones.
+# elsewhere each run explores new ones. `pytest --hypothesis-show-statistics` shows how often
+# each property's examples were answered and refused (its `event`s).
 settings.register_profile(
     "selfhosted",
     max_examples=300,

@@ -48,8 +48,24 @@ junk: st.SearchStrategy[Any] = st.one_of(
 
 
 def near(*valid: Any, arbitrary: st.SearchStrategy[Any] = junk) -> st.SearchStrategy[Any]:
-    """Mostly one of `valid`, sometimes anything."""
+    """One of `valid` (near misses among them), or as often anything `arbitrary` draws."""
     return st.one_of(st.sampled_from(valid), arbitrary)
+
+
+def one_in(n: int) -> st.SearchStrategy[bool]:
+    """True about one time in `n`.
+
+    Hypothesis favours the simplest values: the bounds of `st.integers`, the first elements of
+    `st.sampled_from`. So the rare value comes last here.
+    """
+    return st.sampled_from([False] * (n - 1) + [True])
+
+
+def mostly(
+    valid: st.SearchStrategy[Any], bad: st.SearchStrategy[Any] = junk, *, rarity: int = 4
+) -> st.SearchStrategy[Any]:
+    """`valid`, but one time in `rarity` `bad`: most examples get past the first check."""
+    return one_in(rarity).flatmap(lambda broken: bad if broken else valid)
 
 
 def secrets() -> st.SearchStrategy[str]:
@@ -188,19 +204,3 @@ openai_response_formats: st.SearchStrategy[Any] = st.one_of(
     ),
     junk,
 )
-
-
-def one_in(n: int) -> st.SearchStrategy[bool]:
-    """True about one time in `n`.
-
-    Hypothesis favours the simplest values: the bounds of `st.integers`, the first elements of
-    `st.sampled_from`. So the rare value comes last here.
-    """
-    return st.sampled_from([False] * (n - 1) + [True])
-
-
-def mostly(
-    valid: st.SearchStrategy[Any], bad: st.SearchStrategy[Any] = junk, *, rarity: int = 4
-) -> st.SearchStrategy[Any]:
-    """`valid`, but one time in `rarity` `bad`: most examples get past the first check."""
-    return one_in(rarity).flatmap(lambda broken: bad if broken else valid)

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from rich.markup import escape
 
@@ -102,19 +102,31 @@ def _redact_trace(term: Terminal, trace: Trace) -> None:
             _redact_trace(term, group)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose error stays one line whatever the arguments it quotes hold.
+
+    Its subcommands' parsers are of this class too (argparse makes them of the parent's).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and the error, control characters (a newline) shown escaped."""
+        printable = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        super().error(printable)
+
+
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
         help="show the traceback of a failure",
     )  # fmt: skip
-    with_config = argparse.ArgumentParser(add_help=False, parents=[common])
+    with_config = _Parser(add_help=False, parents=[common])
     with_config.add_argument(
         "-c", "--config", type=Path, default=None,
         help="endpoints file (default: $SELFHOSTED_CONFIG, else what `local up` wrote)",
     )  # fmt: skip
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="selfhosted",
         description="Check, list and call self-hosted OpenAI-compatible servers.",
         parents=[common],
@@ -155,13 +167,13 @@ def _parser() -> argparse.ArgumentParser:
     local = commands.add_parser("local", parents=[common], help="run the embedded llama-servers")
     actions = local.add_subparsers(required=True, metavar="ACTION")
     up = actions.add_parser("up", parents=[common], help="start them (detached)")
-    up.add_argument("--replicas", type=int, default=1, help="chat replicas (default 1)")
+    up.add_argument("--replicas", type=_at_least_one, default=1, help="chat replicas (default 1)")
     up.set_defaults(run=_lazy("_local", "local_up"))
     down = actions.add_parser("down", parents=[common], help="stop what `local up` started")
     down.set_defaults(run=_lazy("_local", "local_down"))
     for action in (up, down):
         action.add_argument(
-            "--dir", type=Path, default=None, help="state folder (default: <cache>/run)"
+            "--dir", type=_folder, default=None, help="state folder (default: <cache>/run)"
         )
 
     demo = commands.add_parser(
@@ -179,6 +191,23 @@ def _positive(text: str) -> float:
     if not value > 0 or math.isinf(value):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
     return value
+
+
+def _at_least_one(text: str) -> int:
+    # Checked here, not by the servers: `local up` would otherwise build llama-server first.
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _folder(text: str) -> Path:
+    if "\x00" in text:
+        raise argparse.ArgumentTypeError(f"no folder can be named {text!r} (a NUL character)")
+    return Path(text)
 
 
 def _lazy(module: str, name: str) -> Command:

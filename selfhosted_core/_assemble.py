@@ -333,15 +333,22 @@ class Assembler:
 
 
 def _finite_timings(timings: dict[str, Any]) -> dict[str, Any]:
-    """`timings` without NaN and infinities, which the JSON parser accepts and JSON cannot hold.
+    """`timings` without the entries holding NaN or an infinity, at any depth.
 
-    A proxy serialising them strictly (FastAPI, LiteLLM's) would fail on the whole answer.
+    The JSON parser accepts them (`NaN`, `1e999`) and JSON cannot hold them: a proxy serialising
+    them strictly (FastAPI, LiteLLM's) would fail on the whole answer.
     """
-    return {
-        key: value
-        for key, value in timings.items()
-        if not (isinstance(value, float) and not math.isfinite(value))
-    }
+    return {key: value for key, value in timings.items() if _finite(value)}
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(map(_finite, value.values()))
+    if isinstance(value, list):
+        return all(map(_finite, value))
+    return True
 
 
 def _timestamp(value: float | None) -> int | None:

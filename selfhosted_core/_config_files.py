@@ -14,6 +14,8 @@ from selfhosted_core.errors import ConfigurationError
 if TYPE_CHECKING:
     import yaml
 
+_FORMATS = {".yaml": "YAML", ".yml": "YAML", ".toml": "TOML", ".json": "JSON"}
+
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -25,39 +27,57 @@ def read_config_file(path: Path) -> Any:
     """
     import yaml  # noqa: PLC0415
 
-    if sys.version_info >= (3, 11):
-        import tomllib  # noqa: PLC0415
-    else:
-        import tomli as tomllib  # noqa: PLC0415
-
+    text = _read_text(path)
     suffix = path.suffix.lower()
+    kind = _FORMATS.get(suffix)
+    if kind is None:
+        raise ConfigurationError(
+            f"{path}: unsupported config format {suffix!r}; use .yaml, .toml or .json"
+        )
     try:
-        text = path.read_text(encoding="utf-8")
+        return _parse(text, kind)
+    except yaml.YAMLError as exc:
+        problem = _yaml_problem(exc)
+    except RecursionError as exc:
+        # The parsers recurse once per nesting level: `[[[[...` is malformed, not a crash.
+        raise ConfigurationError(f"{path}: {kind} nested too deeply") from exc
+    except ValueError as exc:
+        # TOML's and JSON's decode errors, and what a parser's conversions refuse (an integer
+        # of more than 4,300 digits, Python's limit; a date that does not exist): their
+        # messages give a position or a reason, never the offending text.
+        raise ConfigurationError(f"{path}: invalid {kind}: {exc}") from exc
+    # PyYAML's message quotes the offending line, which may hold a key: only the problem and
+    # its position are kept, and the error is raised outside the handler.
+    raise ConfigurationError(f"{path}: invalid YAML: {problem}")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"{path}: cannot read config file: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise ConfigurationError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    try:
-        if suffix in (".yaml", ".yml"):
-            return yaml.safe_load(text)
-        if suffix == ".toml":
-            return tomllib.loads(text)
-        if suffix == ".json":
-            return json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        # Their messages give a position, never the offending text.
-        raise ConfigurationError(f"{path}: invalid {suffix[1:].upper()}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        problem: str | None = _yaml_problem(exc)
-    else:
-        problem = None
-    if problem is not None:
-        # PyYAML's message quotes the offending line, which may hold a key: only the problem
-        # and its position are kept, and the error is raised outside the handler.
-        raise ConfigurationError(f"{path}: invalid YAML: {problem}")
-    raise ConfigurationError(
-        f"{path}: unsupported config format {suffix!r}; use .yaml, .toml or .json"
-    )
+        reason = exc.reason
+    except ValueError as exc:
+        # A name no file can have ("embedded null byte"); quoted, as it may not print.
+        raise ConfigurationError(f"{str(path)!r}: cannot read config file: {exc}") from exc
+    # Raised outside the handler: the decode error holds the whole file, keys and all, and
+    # would stay reachable as the `__context__` even of an error raised `from None`.
+    raise ConfigurationError(f"{path}: not UTF-8 text ({reason})")
+
+
+def _parse(text: str, kind: str) -> Any:
+    if kind == "YAML":
+        import yaml  # noqa: PLC0415 - see read_config_file
+
+        return yaml.safe_load(text)
+    if kind == "TOML":
+        if sys.version_info >= (3, 11):
+            import tomllib  # noqa: PLC0415
+        else:
+            import tomli as tomllib  # noqa: PLC0415
+        return tomllib.loads(text)
+    return json.loads(text)
 
 
 def expand_env(value: Any, environ: Mapping[str, str]) -> Any:
@@ -66,26 +86,54 @@ def expand_env(value: Any, environ: Mapping[str, str]) -> Any:
     Resolution happens after parsing, so a variable's value is never parsed as YAML or TOML.
     Every missing variable is reported, each with the path where it is used.
     """
-    missing: list[str] = []
-    resolved = _expand(value, environ, "", missing)
-    if missing:
-        raise ConfigurationError(missing)
+    expansion = _Expansion(environ)
+    try:
+        resolved = expansion.expand(value, "")
+    except RecursionError as exc:
+        raise ConfigurationError("config: nested too deeply") from exc
+    if expansion.missing:
+        raise ConfigurationError(expansion.missing)
     return resolved
 
 
-def _expand(value: Any, environ: Mapping[str, str], path: str, missing: list[str]) -> Any:
-    if isinstance(value, str):
-        return _expand_string(value, environ, path, missing)
-    if isinstance(value, list):
-        return [
-            _expand(item, environ, f"{path}[{index}]", missing) for index, item in enumerate(value)
-        ]
-    if isinstance(value, dict):
-        return {
-            key: _expand(item, environ, f"{path}.{key}" if path else str(key), missing)
-            for key, item in value.items()
-        }
-    return value
+class _Expansion:
+    """One walk over a parsed config, which YAML aliases may have made a graph, not a tree.
+
+    A list or mapping an alias repeats is expanded once and shared, as it was in the file: ten
+    aliases of ten aliases of ... must not mean ten to the ninth strings ("billion laughs").
+    One that contains itself (`a: &a [*a]`) is refused.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.missing: list[str] = []
+        self._done: dict[int, Any] = {}
+        self._open: set[int] = set()
+
+    def expand(self, value: Any, path: str) -> Any:
+        if isinstance(value, str):
+            return _expand_string(value, self.environ, path, self.missing)
+        if not isinstance(value, list | dict):
+            return value
+        # Every node stays alive (in the parsed document) for the whole walk: ids are stable.
+        node = id(value)
+        if node in self._done:
+            return self._done[node]
+        if node in self._open:
+            raise ConfigurationError(f"{path or 'config'}: contains itself (a recursive alias)")
+        self._open.add(node)
+        if isinstance(value, list):
+            result: Any = [
+                self.expand(item, f"{path}[{index}]") for index, item in enumerate(value)
+            ]
+        else:
+            result = {
+                key: self.expand(item, f"{path}.{key}" if path else str(key))
+                for key, item in value.items()
+            }
+        self._open.discard(node)
+        self._done[node] = result
+        return result
 
 
 def _expand_string(text: str, environ: Mapping[str, str], path: str, missing: list[str]) -> str:

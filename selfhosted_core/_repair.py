@@ -64,6 +64,15 @@ def _not_json_constant(name: str) -> Any:
     raise _NotJSONError(f"{name} is not a JSON value")
 
 
+def _finite_float(text: str) -> float:
+    # `1e999` is Infinity spelt as a number: Python reads it as inf, which no strict JSON
+    # writer (a LiteLLM proxy's, LangChain's tracing) will write back.
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJSONError(f"{text} is out of range for a JSON number")
+    return value
+
+
 def finish_tool_call(call_id: str, name: str | None, arguments: str) -> ToolCall | InvalidToolCall:
     """Parse a complete call's arguments; a call that does not parse is kept as invalid.
 
@@ -74,8 +83,9 @@ def finish_tool_call(call_id: str, name: str | None, arguments: str) -> ToolCall
     if not name:
         return InvalidToolCall(id=call_id, name=name, arguments=arguments, error="missing name")
     try:
-        parsed = json.loads(text, parse_constant=_not_json_constant)
-    except (json.JSONDecodeError, _NotJSONError) as exc:
+        parsed = json.loads(text, parse_constant=_not_json_constant, parse_float=_finite_float)
+    except ValueError as exc:
+        # Not JSON, NaN or Infinity (`_NotJSONError`), or an integer past Python's 4,300 digits.
         return InvalidToolCall(
             id=call_id, name=name, arguments=arguments, error=f"arguments are not JSON: {exc}"
         )
@@ -121,6 +131,10 @@ def usage(wire: WireUsage | None, token_modifier: float) -> Usage | None:
     """
     if wire is None:
         return None
+    if not all(map(_is_count, (wire.prompt_tokens, wire.completion_tokens, wire.total_tokens))):
+        # Negative, or more tokens than a float counts exactly (10**400 made `billed_tokens`
+        # raise OverflowError in every adapter): not a count, so unknown rather than false.
+        return None
     prompt = wire.prompt_tokens or 0
     completion = wire.completion_tokens or 0
     total = wire.total_tokens or prompt + completion
@@ -132,10 +146,22 @@ def usage(wire: WireUsage | None, token_modifier: float) -> Usage | None:
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=total,
-        cached_prompt_tokens=details.cached_tokens if details else None,
-        reasoning_tokens=reasoning.reasoning_tokens if reasoning else None,
+        cached_prompt_tokens=_count(details.cached_tokens) if details else None,
+        reasoning_tokens=_count(reasoning.reasoning_tokens) if reasoning else None,
         token_modifier=token_modifier,
     )
+
+
+_MOST_TOKENS = 2**53
+"""The largest count a float (`billed_tokens`) holds exactly; no answer comes near it."""
+
+
+def _is_count(value: int | None) -> bool:
+    return value is None or 0 <= value <= _MOST_TOKENS
+
+
+def _count(value: int | None) -> int | None:
+    return value if _is_count(value) else None
 
 
 def embedding_vector(raw: list[float] | str) -> list[float]:

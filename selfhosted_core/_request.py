@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from selfhosted_core._checks import check_chat, check_embedding, check_routing
 from selfhosted_core.config import Capability, ModelEndpoint
 from selfhosted_core.errors import InvalidRequestError
 from selfhosted_core.profiles import ServerProfile
@@ -64,8 +65,10 @@ def chat_payload(
 def validate_routing(request: ChatRequest | EmbeddingRequest) -> None:
     """Reject routing intent no call could follow, before any I/O, for chat and embeddings.
 
-    A budget below one send, or strictness about no named replica.
+    A model id or a routing field of the wrong type, a budget below one send, or strictness
+    about no named replica.
     """
+    check_routing(request)
     budget = request.max_attempts
     if budget is None and not request.strict_endpoint:
         return
@@ -84,7 +87,11 @@ def validate_routing(request: ChatRequest | EmbeddingRequest) -> None:
 
 
 def validate_chat(request: ChatRequest) -> None:
-    """Reject requests no server could answer; the provider calls this once, before any I/O."""
+    """Reject requests no server could answer; the provider calls this once, before any I/O.
+
+    First each field must hold what its annotation says (see `_checks`).
+    """
+    check_chat(request)
     if not request.messages:
         raise InvalidRequestError("a chat request needs at least one message", model=request.model)
     _check_max_tokens(request)
@@ -164,7 +171,8 @@ def _check_max_tokens(request: ChatRequest) -> None:
 
 
 def embedding_inputs(request: EmbeddingRequest) -> list[str]:
-    """The texts to embed; a bare string is one text, not a sequence of characters."""
+    """The texts to embed, the request checked; a bare string is one text, not its characters."""
+    check_embedding(request)
     texts = [request.input] if isinstance(request.input, str) else list(request.input)
     for position, text in enumerate(texts):
         if not isinstance(text, str):
@@ -219,7 +227,8 @@ def _sampling(request: ChatRequest) -> dict[str, Any]:
         if value is not None:
             sent[name] = value
     if request.stop is not None:
-        sent["stop"] = list(request.stop)
+        # A bare string is one stop sequence, as OpenAI reads it, not one per character.
+        sent["stop"] = [request.stop] if isinstance(request.stop, str) else list(request.stop)
     for name, value in (request.server_sampling or {}).items():
         if value is not None:
             sent[name] = value

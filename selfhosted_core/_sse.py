@@ -77,6 +77,9 @@ class SSEDecoder:
         Raises:
             EventTooLarge: A line or an event grew past `max_event_bytes`.
         """
+        if not chunk:
+            # An empty read between the CR and the LF of one CRLF must not end the pairing.
+            return []
         if self._skip_lf:
             self._skip_lf = False
             if chunk.startswith(_LF):

@@ -24,6 +24,7 @@ from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from selfhosted_core._calls import CallPlan
+from selfhosted_core._checks import check_messages
 from selfhosted_core._http import Whole
 from selfhosted_core._request import wire_messages
 from selfhosted_core._wire import WirePrompt, WireTokenCount, WireTokens
@@ -37,10 +38,18 @@ TokenCount = Generator[CallPlan, Whole, int]
 
 def check(model: str, text: str | None, messages: Sequence[Message] | None) -> None:
     """Reject a count request no server could answer, before any I/O."""
+    if not isinstance(model, str):
+        raise InvalidRequestError(
+            f"model must be a model id (a string), not {type(model).__name__}"
+        )
     if (text is None) == (messages is None):
         raise InvalidRequestError("count tokens of exactly one of text or messages", model=model)
-    if messages is not None and not messages:
-        raise InvalidRequestError("counting messages needs at least one message", model=model)
+    if text is not None and not isinstance(text, str):
+        raise InvalidRequestError(f"text must be a string, not {type(text).__name__}", model=model)
+    if messages is not None:
+        check_messages(messages, model)
+        if not messages:
+            raise InvalidRequestError("counting messages needs at least one message", model=model)
 
 
 def count(

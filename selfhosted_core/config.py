@@ -45,6 +45,12 @@ DEFAULT_MAX_RESPONSE_BYTES = 128 * 1024 * 1024
 """Room for 2,048 embeddings of 3,072 floats as JSON; a reply past it is refused, not buffered."""
 
 
+def _shown(path: Path) -> str:
+    """A path as an error quotes it: in full when short, else its start and its length."""
+    text = str(path)
+    return repr(text) if len(text) <= 80 else f"{text[:60]!r}... ({len(text)} characters)"
+
+
 class Capability(str, Enum):
     """What a model can do; requests needing a capability the model lacks fail before any I/O."""
 
@@ -142,9 +148,20 @@ class ModelEndpoint(Validated):
     @field_validator("ca_bundle")
     @classmethod
     def _check_ca_bundle(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.expanduser().is_file():
-            raise ValueError(f"no such file: {str(value)!r}")
-        return value.expanduser() if value is not None else None
+        if value is None:
+            return None
+        try:
+            path = value.expanduser()
+            found = path.is_file()
+        except RuntimeError as exc:
+            # `~name/...` where no user `name` exists on this machine.
+            raise ValueError(f"names the home of an unknown user: {_shown(value)}") from exc
+        except OSError as exc:
+            # A name the file system cannot even look up, e.g. longer than it allows.
+            raise ValueError(f"cannot be looked up ({exc.strerror}): {_shown(value)}") from exc
+        if not found:
+            raise ValueError(f"no such file: {_shown(value)}")
+        return path
 
     @field_validator("id")
     @classmethod
@@ -413,11 +430,12 @@ class Config(Validated):
             >>> config = Config.load("endpoints.yaml")  # doctest: +SKIP
         """
         data = read_config_file(Path(path))
-        resolved = expand_env(data, os.environ if environ is None else environ)
-        if isinstance(resolved, list):
-            resolved = {"endpoints": resolved}
-        if not isinstance(resolved, dict):
+        if isinstance(data, list):
+            # Wrapped first, so a problem inside is named by its path in the config.
+            data = {"endpoints": data}
+        if not isinstance(data, dict):
             raise ConfigurationError(f"{path}: expected a mapping with 'endpoints' or a list")
+        resolved = expand_env(data, os.environ if environ is None else environ)
         return cls(**{str(key): value for key, value in resolved.items()})
 
     @classmethod

@@ -147,7 +147,7 @@ def messages_from_openai(
         InvalidRequestError: A message does not have OpenAI's shape; the field is named.
         NotSupportedError: A part is audio, a file or video, which chat servers do not take.
     """
-    parsed = _validate(_MESSAGES, list(messages), "messages", model)
+    parsed = _validate(_MESSAGES, _listed(messages, "messages", model), "messages", model)
     return [_message(index, message, model) for index, message in enumerate(parsed)]
 
 
@@ -155,9 +155,9 @@ def tools_from_openai(
     tools: Sequence[Mapping[str, Any]] | None, *, model: str | None = None
 ) -> list[Tool]:
     """OpenAI function tools (`{"type": "function", "function": {...}}`) as core tools."""
-    if not tools:
+    if tools is None:
         return []
-    parsed = _validate(_TOOLS, list(tools or ()), "tools", model)
+    parsed = _validate(_TOOLS, _listed(tools, "tools", model), "tools", model)
     return [
         Tool(
             name=tool.function.name,
@@ -256,8 +256,9 @@ def _tool_call(where: str, call: _ToolCallIn, model: str | None) -> ToolCall:
         )
     try:
         args = json.loads(arguments) if arguments.strip() else {}
-    except (json.JSONDecodeError, RecursionError):
-        # json.loads recurses once per nesting level: `[[[[...` is malformed, not a crash.
+    except (ValueError, RecursionError):
+        # Not JSON, or JSON Python will not read: an integer of more than 4,300 digits, or
+        # `[[[[...` (json.loads recurses once per nesting level). Malformed, not a crash.
         args = None
     if not isinstance(args, dict):
         # Servers answer such history with a 5xx (llama-server: "Failed to parse tool call
@@ -267,6 +268,17 @@ def _tool_call(where: str, call: _ToolCallIn, model: str | None) -> ToolCall:
             f"{where}.function.arguments is not a JSON object: {arguments[:80]!r}", model=model
         )
     return ToolCall(id=call.id or "", name=call.function.name, arguments=arguments, args=args)
+
+
+def _listed(value: object, where: str, model: str | None) -> list[Any]:
+    """A JSON array parameter as a list; text, a mapping or a number is refused as not one.
+
+    `list()` would take a string or a mapping apart and refuse its first character or key as a
+    message, and raise a bare `TypeError` for a number.
+    """
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray):
+        return list(value)
+    raise InvalidRequestError(f"{where}: expected a list, not {type(value).__name__}", model=model)
 
 
 def _validate(adapter: TypeAdapter[Any], value: Any, where: str, model: str | None) -> Any:

@@ -9,13 +9,38 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 # litellm fetches its cost map from the internet at import unless told not to; there is no
 # internet here, and the tests must not depend on it anywhere.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+# Hypothesis keeps caches (constants it found in the source, Unicode tables), by default in
+# `.hypothesis/` of the working directory: outside the checkout instead.
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "selfhosted-llm-hypothesis")
+)
+# The property tests (`@given`): bounded so that all of them together stay well under a minute
+# of `make test`. No example database: a failure is kept as an explicit `@example` instead.
+# CI draws the same examples every run (`derandomize`), so a red build can be replayed;
+# elsewhere each run explores new ones. `pytest --hypothesis-show-statistics` shows how often
+# each property's examples were answered and refused (its `event`s).
+settings.register_profile(
+    "selfhosted",
+    max_examples=300,
+    deadline=None,  # a shared 2-core machine makes per-example timings meaningless
+    database=None,
+    derandomize=os.environ.get("CI") == "true",
+    print_blob=True,
+)
+# `HYPOTHESIS_PROFILE=explore pytest ...` searches twenty times as long, for a hunt by hand.
+settings.register_profile("explore", parent=settings.get_profile("selfhosted"), max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "selfhosted"))
 
 _NEEDS_SERVER = ("tests/integration/", "tests/local/", "tests/notebooks/")
 

@@ -59,13 +59,21 @@ _TOOL_CALL_BLOCKS = frozenset({"tool_call", "tool_call_chunk", "invalid_tool_cal
 
 
 def to_core_messages(messages: Sequence[BaseMessage], *, model: str) -> list[Message]:
-    """LangChain messages as core messages; unsupported content raises before any I/O."""
-    return [_to_core(message, model=model) for message in messages]
+    """LangChain messages as core messages; unsupported content raises before any I/O.
+
+    Raises:
+        InvalidRequestError: A message or a content block is malformed; its place is named.
+        NotSupportedError: A block is audio, a file or video, which chat servers do not take.
+    """
+    return [
+        _to_core(message, model=model, where=f"messages[{index}]")
+        for index, message in enumerate(messages)
+    ]
 
 
-def _to_core(message: BaseMessage, *, model: str) -> Message:
+def _to_core(message: BaseMessage, *, model: str, where: str) -> Message:
     role = _role(message, model=model)
-    content, thinking = _content(message, model=model)
+    content, thinking = _content(message, model=model, where=where)
     reasoning = message.additional_kwargs.get("reasoning_content")
     if not isinstance(reasoning, str):
         reasoning = thinking
@@ -117,7 +125,9 @@ def _role(message: BaseMessage, *, model: str) -> Role:
     return role
 
 
-def _content(message: BaseMessage, *, model: str) -> tuple[str | list[ContentPart], str | None]:
+def _content(
+    message: BaseMessage, *, model: str, where: str
+) -> tuple[str | list[ContentPart], str | None]:
     """The message content as text or parts, and the text of any thinking blocks."""
     content = message.content
     if isinstance(content, str):
@@ -129,19 +139,28 @@ def _content(message: BaseMessage, *, model: str) -> tuple[str | list[ContentPar
                 "self-hosted chat endpoints take text and images",
                 model=model,
             )
-    converted = convert_to_openai_messages([message], text_format="block")
+    try:
+        converted = convert_to_openai_messages([message], text_format="block")
+    except ValueError as exc:
+        # LangChain's own refusal of a block it cannot read ("mime_type key is required for
+        # base64 data"): the caller's mistake, said as LangChain says it. Only its first line:
+        # the rest repeats the whole block, image data and all. It names the message by its
+        # place in the one-message list it was given.
+        said = str(exc).split("\n", 1)[0].removesuffix(" Full content block:")
+        raise InvalidRequestError(
+            f"{where}.content: {said.replace('messages[0]', where)}", model=model
+        ) from exc
     parts: list[ContentPart] = []
     thinking: list[str] = []
     blocks = converted[0].get("content") or []
-    for block in blocks if isinstance(blocks, list) else [{"type": "text", "text": blocks}]:
+    for number, block in enumerate(
+        blocks if isinstance(blocks, list) else [{"type": "text", "text": blocks}]
+    ):
         kind = block.get("type")
         if kind == "text":
-            parts.append(TextPart(block["text"]))
+            parts.append(TextPart(_text(block.get("text"), f"{where}.content[{number}]", model)))
         elif kind == "image_url":
-            image = block["image_url"]
-            url = image if isinstance(image, str) else image["url"]
-            detail = None if isinstance(image, str) else image.get("detail")
-            parts.append(ImagePart(url, detail))
+            parts.append(_image(block.get("image_url"), f"{where}.content[{number}]", model))
         elif kind in _REASONING_BLOCKS:
             text = block.get("thinking") or block.get("reasoning")
             if isinstance(text, str):
@@ -158,6 +177,29 @@ def _content(message: BaseMessage, *, model: str) -> tuple[str | list[ContentPar
             "".join(thinking) or None
         )
     return parts, "".join(thinking) or None
+
+
+def _text(text: object, where: str, model: str) -> str:
+    if not isinstance(text, str):
+        raise InvalidRequestError(
+            f"{where}: a text block's text must be a string, not {type(text).__name__}",
+            model=model,
+        )
+    return text
+
+
+def _image(image: object, where: str, model: str) -> ImagePart:
+    """An `image_url` block's image: a URL, or `{"url": ..., "detail": ...}`."""
+    url, detail = (image, None) if isinstance(image, str) else (None, None)
+    if isinstance(image, dict):
+        url, detail = image.get("url"), image.get("detail")
+    if not isinstance(url, str) or detail not in (None, "auto", "low", "high"):
+        raise InvalidRequestError(
+            f"{where}: an image_url block needs a URL string and a detail of auto, low or "
+            f"high (or none), not {image!r:.80}",
+            model=model,
+        )
+    return ImagePart(url, detail)
 
 
 def usage_metadata(usage: Usage | None) -> UsageMetadata | None:

@@ -79,7 +79,12 @@ def build_request(
     model = options.get("model") or model
     sampling = {name: options.get(name, defaults.get(name)) for name in SAMPLING}
     server_sampling = {name: value for name, value in options.items() if name in SERVER_SAMPLING}
-    body = {**(extra_body or {}), **(options.get("extra_body") or {})}
+    call_body = options.get("extra_body") or {}
+    if not isinstance(call_body, Mapping):
+        raise InvalidRequestError(
+            f"extra_body must be a mapping, not {type(call_body).__name__}", model=model
+        )
+    body = {**(extra_body or {}), **call_body}
     return ChatRequest(
         model=model,
         messages=to_core_messages(messages, model=model),
@@ -88,7 +93,9 @@ def build_request(
         parallel_tool_calls=options.get("parallel_tool_calls"),
         response_format=_response_format(options.get("response_format"), model=model),
         server_sampling=server_sampling or None,
-        stop=list(stop) if stop else None,
+        # Anything but a list or tuple goes as given, for the core to read (a string is one
+        # stop sequence) or refuse.
+        stop=list(stop) if isinstance(stop, list | tuple) else stop or None,
         extra_body=body or None,
         timeout=timeout,
         max_attempts=max_attempts,

@@ -277,10 +277,12 @@ class SelfHostedLLM(CustomLLM):
         timeout: Any,
     ) -> ChatRequest:
         _ignore_key(api_key)
+        # Anything but a list goes as it came, for `messages_from_openai` to refuse by name.
+        given = [_json(message) for message in messages] if isinstance(messages, list) else messages
         with mapped_errors(model):
             return chat_request(
                 model,
-                [_json(message) for message in messages],
+                given,
                 optional_params,
                 api_base=api_base,
                 timeout=self._timeout(model, timeout),

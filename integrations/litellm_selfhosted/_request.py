@@ -136,7 +136,14 @@ def embedding_request(
     LiteLLM hands a single string over as it came (it would otherwise embed each character):
     it becomes a list of one. Token-id input is refused; servers are sent text.
     """
-    inputs = [texts] if isinstance(texts, str) else list(texts)
+    if isinstance(texts, str):
+        inputs = [texts]
+    elif isinstance(texts, Sequence) and not isinstance(texts, bytes | bytearray):
+        inputs = list(texts)
+    else:
+        raise InvalidRequestError(
+            f"input must be a text or a list of texts, not {type(texts).__name__}", model=model
+        )
     for index, text in enumerate(inputs):
         if not isinstance(text, str):
             raise InvalidRequestError(
@@ -176,7 +183,12 @@ def warn_once(name: str, message: str) -> None:
 
 
 def _extra_body(optional_params: Mapping[str, Any], model: str) -> dict[str, Any]:
-    body = dict(optional_params.get("extra_body") or {})
+    given = optional_params.get("extra_body") or {}
+    if not isinstance(given, Mapping):
+        raise InvalidRequestError(
+            f"extra_body must be a mapping, not {type(given).__name__}", model=model
+        )
+    body = dict(given)
     owned = sorted(set(body) & _OWNED_BY_CORE)
     if owned:
         raise InvalidRequestError(

@@ -10,6 +10,7 @@ from typing import Any
 import httpx2
 
 from selfhosted_core import Message
+from tests.core import payloads
 
 Route = tuple[int, bytes, dict[str, str]]
 
@@ -85,6 +86,22 @@ SERVER_SAMPLING_VALUES: dict[str, Any] = {
     "reasoning_effort": "low",
 }
 """A value for each server sampling parameter, as a caller of either adapter would give it."""
+
+
+def chat_reply(request: httpx2.Request) -> Route:
+    """A canned answer to any chat request, streamed when it asks for a stream."""
+    if json.loads(request.content).get("stream"):
+        return 200, payloads.LLAMA_STREAM, {"content-type": "text/event-stream"}
+    return 200, payloads.LLAMA_OBJECT_ARGUMENTS, {"content-type": "application/json"}
+
+
+def strict_json(body: bytes) -> Any:
+    """`body` parsed as JSON that any server reads: no NaN or Infinity."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"sent {constant}, which is not JSON")
+
+    return json.loads(body, parse_constant=refuse)
 
 
 def user(text: str = "Hi") -> list[Message]:

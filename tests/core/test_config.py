@@ -238,6 +238,17 @@ def test_bad_files_name_the_file(tmp_path: Path, name: str, text: str, message: 
     assert name in str(caught.value)
 
 
+def test_a_file_not_in_utf8_is_refused_keeping_none_of_its_text(tmp_path: Path) -> None:
+    path = tmp_path / "endpoints.yaml"
+    path.write_bytes(b"\x80endpoints: [{url: 'http://h:1', id: m, api_key: sk-in-the-file}]")
+    with pytest.raises(ConfigurationError) as caught:
+        Config.load(path)
+    assert caught.value.problems == [f"{path}: not UTF-8 text (invalid start byte)"]
+    # Not even as the context: the decode error quotes the whole file.
+    assert caught.value.__context__ is None
+    assert caught.value.__cause__ is None
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot read config file"):
         Config.load(tmp_path / "absent.yaml")
@@ -328,3 +339,80 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     assert set(ModelEndpoint.model_fields) <= rows
     for name in RoutingPolicy.model_fields:
         assert f"`{name}`" in readme
+
+
+@pytest.mark.parametrize(
+    ("ca_bundle", "message"),
+    [
+        ("x" * 10_000, "cannot be looked up (File name too long): 'xxxxx"),
+        ("~no-such-user-here/ca.pem", "names the home of an unknown user: '~no-such-user-here"),
+        ("/nonexistent/ca.pem", "no such file: '/nonexistent/ca.pem'"),
+    ],
+)
+def test_an_unusable_ca_bundle_is_a_problem_of_its_field(ca_bundle: str, message: str) -> None:
+    (problem,) = problems(endpoints=[{**CHAT, "ca_bundle": ca_bundle}])
+    assert problem.startswith(f"endpoints[0].ca_bundle: {message}")
+    assert len(problem) < 200
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("deep.json", "[" * 100_000, "JSON nested too deeply"),
+        ("deep.yaml", "[" * 1_100, "YAML nested too deeply"),
+        ("deep.toml", "endpoints = " + "[" * 1_100, "TOML nested too deeply"),
+        ("digits.json", '{"endpoints": ' + "1" * 5_000 + "}", "invalid JSON: Exceeds the limit"),
+        ("digits.yaml", "endpoints: " + "1" * 5_000, "invalid YAML: Exceeds the limit"),
+    ],
+)
+def test_files_no_parser_can_hold_name_the_file(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ConfigurationError) as caught:
+        Config.load(path)
+    assert caught.value.problems[0].startswith(f"{path}: {message}")
+
+
+def test_an_alias_inside_its_own_anchor_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "endpoints.yaml"
+    path.write_text("- &a [*a]\n")
+    with pytest.raises(ConfigurationError) as caught:
+        Config.load(path)
+    assert caught.value.problems == ["endpoints[0][0]: contains itself (a recursive alias)"]
+
+
+def test_aliases_are_resolved_once_however_often_they_repeat(tmp_path: Path) -> None:
+    # Ten to the ninth strings if each alias were expanded anew: this would not finish.
+    lines = ['a0: &a0 ["${UNSET}", "lol"]']
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 10)]
+    path = tmp_path / "endpoints.yaml"
+    path.write_text("\n".join([*lines, "endpoints: *a9"]))
+    with pytest.raises(ConfigurationError) as caught:
+        Config.load(path, environ={})
+    assert caught.value.problems == ["a0[0]: environment variable UNSET is not set"]
+
+
+def test_a_shared_endpoint_is_resolved_in_each_place(tmp_path: Path) -> None:
+    path = tmp_path / "endpoints.yaml"
+    path.write_text(
+        "endpoints:\n"
+        "  - {url: '${URL}', id: qwen3, headers: &headers {X-Tenant: '${TENANT}'}}\n"
+        "  - {url: 'http://gpu-2:8080', id: qwen3, headers: *headers}\n"
+    )
+    config = Config.load(path, environ={"URL": "http://gpu-1:8080", "TENANT": "t-1"})
+    assert [e.url for e in config.endpoints] == ["http://gpu-1:8080", "http://gpu-2:8080"]
+    assert [e.headers["X-Tenant"].get_secret_value() for e in config.endpoints] == ["t-1", "t-1"]
+
+
+def test_a_missing_variable_in_an_endpoint_list_file_is_named_by_its_config_path(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "endpoints.json"
+    path.write_text(JSON_TEXT)
+    with pytest.raises(ConfigurationError) as caught:
+        Config.load(path, environ={"CHAT_URL": "http://gpu-1:8080"})
+    assert caught.value.problems == [
+        "endpoints[0].api_key: environment variable CHAT_KEY is not set"
+    ]

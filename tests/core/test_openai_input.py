@@ -135,7 +135,9 @@ def test_assistant_tool_call_with_empty_arguments_means_no_arguments() -> None:
     assert message.tool_calls == [ToolCall(id="c3", name="f", arguments="", args={})]
 
 
-@pytest.mark.parametrize("raw", ["{not json", "[1, 2]", "[" * 100_000])
+@pytest.mark.parametrize(
+    "raw", ["{not json", "[1, 2]", "[" * 100_000, '{"n": ' + "1" * 5_000 + "}"]
+)
 def test_assistant_tool_call_with_bad_arguments_is_refused_before_any_io(raw: str) -> None:
     """llama-server answers such history with a 500, which a router would blame on a replica."""
     with pytest.raises(InvalidRequestError) as caught:

@@ -36,6 +36,19 @@ def test_invalid_arguments_are_kept_with_the_error() -> None:
     assert call.error.startswith("arguments are not JSON")
 
 
+@pytest.mark.parametrize("number", ["1e999", "-1e999", "NaN", "Infinity"])
+def test_arguments_no_json_writer_could_write_back_are_invalid(number: str) -> None:
+    call = finish_tool_call("id1", "f", f'{{"n": {number}}}')
+    assert isinstance(call, InvalidToolCall)
+    assert call.error.startswith("arguments are not JSON: ")
+
+
+def test_arguments_python_will_not_read_are_invalid_not_a_crash() -> None:
+    call = finish_tool_call("id1", "f", '{"n": ' + "1" * 5_000 + "}")
+    assert isinstance(call, InvalidToolCall)
+    assert call.error.startswith("arguments are not JSON: Exceeds the limit (4300 digits)")
+
+
 def test_arguments_must_be_an_object() -> None:
     call = finish_tool_call("id1", "f", "[1, 2]")
     assert isinstance(call, InvalidToolCall)
@@ -76,6 +89,38 @@ def test_finish_reason_comes_from_the_data(raw: str | None, has_calls: bool, exp
 def test_zero_or_missing_usage_is_unknown() -> None:
     assert usage(None, 1.0) is None
     assert usage(WireUsage(prompt_tokens=0, completion_tokens=0, total_tokens=0), 1.0) is None
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        {"prompt_tokens": 3, "completion_tokens": 10**400},
+        {"prompt_tokens": -3, "completion_tokens": 5},
+        {"total_tokens": 2**53 + 1},
+    ],
+)
+def test_counts_no_answer_could_have_are_unknown(counts: dict[str, int]) -> None:
+    # 10**400 tokens made `billed_tokens` raise OverflowError wherever it was read.
+    assert usage(WireUsage.model_validate(counts), 2.0) is None
+
+
+def test_absurd_details_are_unknown_and_the_counts_kept() -> None:
+    wire = WireUsage.model_validate(
+        {
+            "prompt_tokens": 4,
+            "completion_tokens": 2,
+            "total_tokens": 6,
+            "prompt_tokens_details": {"cached_tokens": -1},
+            "completion_tokens_details": {"reasoning_tokens": 10**400},
+        }
+    )
+    counted = usage(wire, 1.0)
+    assert counted is not None
+    assert (counted.total_tokens, counted.cached_prompt_tokens, counted.reasoning_tokens) == (
+        6,
+        None,
+        None,
+    )
 
 
 def test_usage_keeps_cached_tokens_and_bills_with_the_modifier() -> None:

@@ -32,6 +32,10 @@ def test_crlf_split_across_reads() -> None:
     ]
 
 
+def test_an_empty_read_between_cr_and_lf_keeps_them_one_line_end() -> None:
+    assert decode(b"event: x\r", b"", b"\ndata: y\n\n") == [ServerSentEvent(b"y", "x")]
+
+
 def test_event_split_byte_by_byte() -> None:
     raw = b'event: message\ndata: {"a": 1}\n\n'
     assert decode(*(raw[i : i + 1] for i in range(len(raw)))) == [

@@ -267,6 +267,9 @@ async def test_transport_errors_are_mapped(
         ({}, "exactly one of text or messages"),
         ({"text": "Hi", "messages": user()}, "exactly one of text or messages"),
         ({"messages": []}, "at least one message"),
+        ({"text": 5}, "text must be a string, not int"),
+        ({"messages": "Hi"}, r"messages must be a list, not str 'Hi'"),
+        ({"messages": [Message(role="user", content=5)]}, r"messages\[0\].content must be"),  # type: ignore[arg-type]
     ],
 )
 async def test_requests_no_server_could_answer_are_refused_before_any_io(
@@ -277,6 +280,8 @@ async def test_requests_no_server_could_answer_are_refused_before_any_io(
             await driver.count_tokens("qwen3", **fields)
         with pytest.raises(UnknownModelError):
             await driver.count_tokens("nope", text="Hi")
+        with pytest.raises(InvalidRequestError, match="model must be a model id"):
+            await driver.count_tokens(["qwen3"], text="Hi")  # type: ignore[arg-type]
     assert server.requests == []
 
 

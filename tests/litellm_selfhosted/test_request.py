@@ -279,5 +279,22 @@ def test_extra_body_may_not_replace_the_requests_own_fields(key: str) -> None:
         build({"extra_body": {key: "other"}})
 
 
+@pytest.mark.parametrize("texts", [5, b"one", None])
+def test_input_that_is_neither_a_text_nor_a_list_is_refused(texts: Any) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        embed(texts, {})
+    assert caught.value.message == (
+        f"input must be a text or a list of texts, not {type(texts).__name__}"
+    )
+
+
+@pytest.mark.parametrize("body", ["cache_prompt", b"\x00", 5])
+def test_an_extra_body_that_is_not_a_mapping_is_refused(body: Any) -> None:
+    for call in (lambda: build({"extra_body": body}), lambda: embed(["a"], {"extra_body": body})):
+        with pytest.raises(InvalidRequestError) as caught:
+            call()
+        assert caught.value.message == f"extra_body must be a mapping, not {type(body).__name__}"
+
+
 def test_logit_bias_goes_to_the_server() -> None:
     assert build({"logit_bias": {"15": -100}}).server_sampling == {"logit_bias": {"15": -100}}

@@ -243,3 +243,32 @@ def test_a_reader_that_went_away_ends_the_command_quietly(
     assert run("chat", "Hi") == 1
     assert run.err == ""
     assert redirected == [sys.stdout.fileno()]
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["local", "up", "--replicas", "0"], "must be a whole number of at least 1, got '0'"),
+        (
+            ["local", "down", "--dir", "a\x00b"],
+            "no folder can be named 'a\\x00b' (a NUL character)",
+        ),
+        (["models", "one\ntwo"], "unrecognized arguments: one\\ntwo"),
+    ],
+)
+def test_a_bad_argument_is_one_error_line_after_the_usage(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        Run()(*argv)
+    assert exited.value.code == 2
+    *_, last = capsys.readouterr().err.removesuffix("\n").split("\n")
+    assert last.startswith("selfhosted")
+    assert last.endswith(error)
+
+
+def test_a_config_path_no_file_can_have_is_a_configuration_error() -> None:
+    run = Run()
+    assert run("models", "-c", "a\x00b") == 1
+    assert run.err.startswith("error: 'a\\x00b': cannot read config file: embedded null byte — ")
+    assert run.err.count("\n") == 1

@@ -111,8 +111,10 @@ def check_messages(messages: object, model: str | None) -> None:
 
 
 def _plain(message: object) -> bool:
-    """A well-formed message of text alone, as nearly every one is: checked without naming
-    anything, since naming a field costs more than the check (a request's hot path).
+    """Whether `message` is well formed and text alone, as nearly every message is.
+
+    Checked without naming any field, since naming one costs more than the check itself, and
+    this runs for every message of every request.
     """
     return (
         type(message) is Message

@@ -198,6 +198,13 @@ class FaultProxy:
         self._call(self._shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        # A connection the kernel had accepted as the proxy shut down may have started its
+        # handler since; closing the loop over it would destroy it pending.
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.close()
         self._loop = self._thread = None
 

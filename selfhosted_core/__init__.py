@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import logging
 
-from selfhosted_core.config import Capability, Config, ModelEndpoint, RoutingPolicy
+from selfhosted_core.config import (
+    Capability,
+    Config,
+    LoadSignals,
+    ModelEndpoint,
+    ModelRouting,
+    RoutingPolicy,
+    RoutingStrategy,
+)
 from selfhosted_core.errors import (
     APIStatusError,
     Attempt,
@@ -89,9 +97,11 @@ __all__ = [
     "ImagePart",
     "InvalidRequestError",
     "InvalidToolCall",
+    "LoadSignals",
     "Message",
     "ModelEndpoint",
     "ModelInfo",
+    "ModelRouting",
     "NotFoundError",
     "NotSupportedError",
     "Provider",
@@ -100,6 +110,7 @@ __all__ = [
     "ResponseFormat",
     "Role",
     "RoutingPolicy",
+    "RoutingStrategy",
     "SelfHostedError",
     "ServerError",
     "ServerKind",

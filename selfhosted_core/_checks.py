@@ -65,6 +65,10 @@ def check_chat(request: ChatRequest) -> None:
             _check_optional(stop, str, f"stop[{index}]", "a string", model, optional=False)
     _check_body(request.extra_body, "extra_body", model)
     _check_body(request.server_sampling, "server_sampling", model)
+    if request.affinity is not None and (
+        not isinstance(request.affinity, str) or not request.affinity
+    ):
+        _refuse("affinity", "a non-empty string (a session or thread id)", request.affinity, model)
 
 
 def check_embedding(request: EmbeddingRequest) -> None:

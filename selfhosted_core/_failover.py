@@ -35,6 +35,7 @@ from selfhosted_core.errors import (
     ServerError,
 )
 from selfhosted_core.routing import Router
+from selfhosted_core.types import Usage
 
 _ENDPOINT_FAILURES = (EndpointConnectionError, EndpointTimeoutError, ResponseError, ServerError)
 """Errors that count against an endpoint's circuit breaker."""
@@ -86,6 +87,7 @@ class Call:
         timeout: The request's total seconds; the slowest replica's `timeout` when None.
         record: Whether outcomes count in the router's state (a health check's do not: its
             verdict reaches the router as a probe).
+        key: The request's affinity key under the `affinity` strategy (see `_affinity`).
         clock: Monotonic seconds.
     """
 
@@ -103,6 +105,7 @@ class Call:
         resend_unsafe: bool | None = None,
         timeout: float | None = None,
         record: bool = True,
+        key: bytes | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         router.check(model, needs)
@@ -115,6 +118,7 @@ class Call:
         self._budget = max_attempts if max_attempts is not None else policy.max_attempts
         self._unsafe = policy.resend_unsafe if resend_unsafe is None else resend_unsafe
         self._record_outcomes = record
+        self._key = key
         self._clock = clock
         budget = timeout if timeout is not None else max(e.timeout for e in replicas)
         self._timeout = timeout
@@ -157,6 +161,8 @@ class Call:
             prefer=again if again is not None else self._prefer,
             strict=self._strict or again is not None,
             not_before={} if again is not None else self._not_before,
+            key=self._key,
+            first=self._counted == 0,
         )
         now = self._clock()
         if pick.wait > 0 and now + pick.wait >= self._deadline:
@@ -194,6 +200,15 @@ class Call:
         """The attempt on `slot` got its whole answer."""
         if self._record_outcomes:
             self._router.succeeded(slot, latency=self._clock() - self._started)
+
+    def reported(self, slot: int, usage: Usage | None) -> None:
+        """The answer from `slot` reported `usage`: its prompt tokens count for the replica."""
+        if usage is not None and self._record_outcomes:
+            self._router.reported(
+                slot,
+                prompt_tokens=usage.prompt_tokens,
+                cached_prompt_tokens=usage.cached_prompt_tokens or 0,
+            )
 
     def abandoned(self, slot: int) -> None:
         """The caller stopped the attempt (cancelled it, closed the stream early)."""

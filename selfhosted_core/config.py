@@ -36,7 +36,15 @@ from selfhosted_core._validation import HEADER_NAME, Problems, Validated, check_
 from selfhosted_core.errors import ConfigurationError
 from selfhosted_core.profiles import ServerKind
 
-__all__ = ["Capability", "Config", "ModelEndpoint", "RoutingPolicy"]
+__all__ = [
+    "Capability",
+    "Config",
+    "LoadSignals",
+    "ModelEndpoint",
+    "ModelRouting",
+    "RoutingPolicy",
+    "RoutingStrategy",
+]
 
 DEFAULT_TIMEOUT = 600.0
 """Seconds; generous because a local model may take minutes on a long prompt."""
@@ -313,10 +321,88 @@ class ModelEndpoint(Validated):
         return self.label or f"{self.id}@{urlsplit(self.url).netloc}"
 
 
+class RoutingStrategy(str, Enum):
+    """How a replica is chosen for a request (see `RoutingPolicy.strategy`)."""
+
+    LEAST_IN_FLIGHT = "least_in_flight"
+    AFFINITY = "affinity"
+
+
+class LoadSignals(str, Enum):
+    """Whether the provider reads each server's own load (see `RoutingPolicy.load_signals`)."""
+
+    OFF = "off"
+    AUTO = "auto"
+
+
+class ModelRouting(Validated):
+    """One model's choices that replace the policy's (`RoutingPolicy.models`); unset: the policy's.
+
+    Example:
+        >>> Config(endpoints=[{"url": "http://gpu-1:8080", "id": "qwen3"}],
+        ...        routing={"models": {"qwen3": {"strategy": "affinity"}}}
+        ...        ).routing.for_model("qwen3").strategy.value
+        'affinity'
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: RoutingStrategy | None = None
+    affinity_prefix_chars: int | None = None
+    load_factor: float | None = None
+    load_signals: LoadSignals | None = None
+
+    @field_validator("affinity_prefix_chars", mode="before")
+    @classmethod
+    def _check_prefix(cls, value: Any) -> Any:
+        return _check_prefix_chars(value)
+
+    @field_validator("load_factor")
+    @classmethod
+    def _check_factor(cls, value: float | None) -> float | None:
+        return None if value is None else _check_load_factor(value)
+
+
+def _check_prefix_chars(value: Any) -> Any:
+    if isinstance(value, bool) or (isinstance(value, int) and value < 1):
+        raise ValueError("must be an integer >= 1")
+    return value
+
+
+def _check_load_factor(value: float) -> float:
+    if not (value >= 1 and math.isfinite(value)):
+        raise ValueError("must be a finite number >= 1")
+    return value
+
+
 class RoutingPolicy(Validated):
     """How a `Provider` spreads, resends and ejects requests across a model's replicas.
 
     Attributes:
+        strategy: `least_in_flight` (the default) sends a request to the replica with the
+            fewest requests in flight. `affinity` gives each request a key, the caller's
+            (`ChatRequest.affinity`: a session, a thread, a user) or else a hash of its
+            leading prefix (tool names, system messages and the first other message, up to
+            `affinity_prefix_chars`), and sends it to the first replica in that key's
+            rendezvous order (highest random weight, scaled by `weight`) that is not
+            overloaded. So the turns of a conversation, and requests sharing a long prompt
+            prefix, reach the replica whose prompt cache holds it, in every process with
+            this config alike, with no shared state; a replica added or removed moves only
+            its own keys. It costs a hash of the prefix per request (a few microseconds).
+        affinity_prefix_chars: How many characters of the leading prompt make the key when
+            the request names none (about four per token).
+        load_factor: The bound on affinity ("consistent hashing with bounded loads"): a
+            replica already serving more than `load_factor` times its share of the model's
+            requests in flight (rounded up) passes the request to the next one in the key's
+            order. 1 balances strictly; higher keeps more requests on their cache.
+        load_signals: `auto` reads each server's own count of requests running and waiting
+            (llama-server `/slots`, vLLM and SGLang `/metrics`) in a background thread
+            every `load_interval`, so requests that other processes sent count too; a
+            signal fresher than the provider's own count replaces it. `off` (the default)
+            counts this provider's requests only. A probe that fails or is slow never
+            delays a request: the count then is the provider's own.
+        load_interval: Seconds between two reads of a server's load.
+        models: Per model id, choices that replace the ones above for that model only.
         max_attempts: Sends per request at most, the first included. A request is resent only
             when no byte of an answer arrived (connection refused or reset, 429, 502, 503),
             on another replica when one can take it, else on the same one after a backoff.
@@ -342,6 +428,12 @@ class RoutingPolicy(Validated):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    strategy: RoutingStrategy = RoutingStrategy.LEAST_IN_FLIGHT
+    affinity_prefix_chars: int = 2048
+    load_factor: float = 1.5
+    load_signals: LoadSignals = LoadSignals.OFF
+    load_interval: float = 0.5
+    models: dict[str, ModelRouting] = Field(default_factory=dict)
     max_attempts: int = 3
     failure_threshold: int = 3
     cooldown: float = 5.0
@@ -355,12 +447,36 @@ class RoutingPolicy(Validated):
             raise ValueError("must be an integer >= 1")
         return value
 
+    @field_validator("affinity_prefix_chars", mode="before")
+    @classmethod
+    def _check_prefix(cls, value: Any) -> Any:
+        return _check_prefix_chars(value)
+
+    @field_validator("load_factor")
+    @classmethod
+    def _check_factor(cls, value: float) -> float:
+        return _check_load_factor(value)
+
     @field_validator("cooldown", "backoff")
     @classmethod
     def _check_seconds(cls, value: float) -> float:
         if not (value >= 0 and math.isfinite(value)):
             raise ValueError("must be a finite number of seconds >= 0")
         return value
+
+    @field_validator("load_interval")
+    @classmethod
+    def _check_interval(cls, value: float) -> float:
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError("must be a finite number of seconds > 0")
+        return value
+
+    def for_model(self, model: str) -> RoutingPolicy:
+        """This policy with `model`'s own choices (`models[model]`) in place of the shared ones."""
+        own = self.models.get(model)
+        if own is None:
+            return self
+        return self.model_copy(update=own.model_dump(exclude_none=True))
 
 
 class Config(Validated):
@@ -405,6 +521,14 @@ class Config(Validated):
                             f"differs from replica endpoints[{first}] of model {endpoint.id!r}",
                         )
                     )
+        for model in self.routing.models:
+            if model not in first_of:
+                problems.append(
+                    (
+                        ("routing", "models", model),
+                        f"names no configured model; known: {', '.join(first_of)}",
+                    )
+                )
         if problems:
             raise Problems(problems)
         return self

@@ -12,6 +12,7 @@ from typing import Any, NoReturn, TypeVar
 import httpx2
 
 from selfhosted_core import _engine, _health, _http, _tokenize
+from selfhosted_core._affinity import request_key
 from selfhosted_core._calls import CallPlan
 from selfhosted_core._failover import Call
 from selfhosted_core._pools import AsyncPools, SyncPools
@@ -23,7 +24,7 @@ from selfhosted_core._request import (
     validate_chat,
     validate_routing,
 )
-from selfhosted_core.config import Capability, Config
+from selfhosted_core.config import Capability, Config, RoutingStrategy
 from selfhosted_core.errors import CapabilityError, NotSupportedError
 from selfhosted_core.profiles import ServerKind, profile_for
 from selfhosted_core.routing import EndpointStats, Router
@@ -141,12 +142,12 @@ class Provider:
     def chat(self, request: ChatRequest) -> ChatResponse:
         """Send a chat request and return the repaired answer."""
         call = self._chat_call(request)
-        return self._drive(_engine.attempts(call, self._chat_exchanges(request)))
+        return self._drive(_engine.attempts(call, self._chat_exchanges(request, call)))
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
         """Async twin of `chat`."""
         call = self._chat_call(request)
-        return await self._adrive(_engine.attempts(call, self._chat_exchanges(request)))
+        return await self._adrive(_engine.attempts(call, self._chat_exchanges(request, call)))
 
     def stream(self, request: ChatRequest) -> ChatStream:
         """Stream a chat answer; iterate the chunks, then `final_response()` for the whole.
@@ -295,6 +296,11 @@ class Provider:
         if intent.endpoint is not None:
             self._router.check(model, needs)  # a capability error comes before a naming one
             prefer = self._router.slot_named(model, intent.endpoint)
+        key = None
+        if isinstance(intent, ChatRequest) and prefer is None:
+            policy = self._router.policy(model)
+            if policy.strategy is RoutingStrategy.AFFINITY:
+                key = request_key(intent, limit=policy.affinity_prefix_chars)
         return Call(
             self._router,
             self.config.routing,
@@ -306,6 +312,7 @@ class Provider:
             max_attempts=intent.max_attempts,
             resend_unsafe=intent.resend_unsafe,
             timeout=intent.timeout,
+            key=key,
         )
 
     def _chat_call(self, request: ChatRequest) -> Call:
@@ -331,10 +338,16 @@ class Provider:
             stream=stream,
         )
 
-    def _chat_exchanges(self, request: ChatRequest) -> Callable[[int], _engine.Single]:
+    def _chat_exchanges(self, request: ChatRequest, call: Call) -> Callable[[int], _engine.Single]:
         def exchange(slot: int) -> _engine.Single:
             plan = self._chat_plan(request, slot, stream=False)
-            return _engine.Single(plan, plan.chat_response)
+
+            def answer(whole: _http.Whole) -> ChatResponse:
+                response = plan.chat_response(whole)
+                call.reported(slot, response.usage)
+                return response
+
+            return _engine.Single(plan, answer)
 
         return exchange
 

@@ -1,10 +1,20 @@
 """Choosing the endpoint for a request, and keeping score of how each endpoint does.
 
 A model's replicas form a pool. A request goes to a replica that declares what it needs, is not
-ejected by its circuit breaker and is not resting (loading its model, rate limiting); among
-those, to the one with the fewest requests in flight, ties broken by the higher `weight`, then
-by taking turns. Outcomes feed each replica's breaker (see `_circuit`), and `stats()` shows
-an operator what each endpoint has done.
+ejected by its circuit breaker and is not resting (loading its model, rate limiting). Among
+those, by the model's `RoutingPolicy.strategy`:
+
+- `least_in_flight`: the one with the fewest requests in flight, ties broken by the higher
+  `weight`, then by taking turns.
+- `affinity`, for a request with a key (see `_affinity`): the first in the key's rendezvous
+  order whose load stays within `load_factor` times its weighted share of the pool's load
+  (consistent hashing with bounded loads, Mirrokni, Thorup and Zadimoghaddam 2018); a request
+  without a key goes by `least_in_flight`.
+
+A replica's load is its requests in flight, or the count its server last reported
+(`observed`, from `_load`) when that is fresh and larger: the server's count includes what
+other processes sent. Outcomes feed each replica's breaker (see `_circuit`), and `stats()`
+shows an operator what each endpoint has done.
 """
 
 from __future__ import annotations
@@ -15,8 +25,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from selfhosted_core._affinity import Rendezvous
 from selfhosted_core._circuit import Circuit, CircuitState
-from selfhosted_core.config import Capability, Config
+from selfhosted_core.config import Capability, Config, LoadSignals, RoutingPolicy
 from selfhosted_core.errors import (
     CapabilityError,
     EndpointConnectionError,
@@ -46,6 +57,15 @@ class EndpointStats:
         latency_p50: Median seconds of its latest successful requests (up to 1,024).
         latency_p95: 95th percentile of the same.
         latency_p99: 99th percentile of the same.
+        affinity_hits: Requests with an affinity key that this endpoint, the key's first
+            choice, served (their first attempt).
+        affinity_spills: Requests whose key's first choice this endpoint was, sent to another
+            replica because it was over its load bound, resting or ejected.
+        prompt_tokens: Prompt tokens of the answers it gave, as its server reported them.
+        cached_prompt_tokens: Of those, the ones its server took from its prompt cache
+            (`usage.prompt_tokens_details.cached_tokens`); their share is its cache hit rate.
+        server_load: Requests running and waiting, as its server last reported them (with
+            `load_signals: auto`); None while no fresh report is at hand.
     """
 
     model: str
@@ -61,6 +81,23 @@ class EndpointStats:
     latency_p50: float | None
     latency_p95: float | None
     latency_p99: float | None
+    affinity_hits: int
+    affinity_spills: int
+    prompt_tokens: int
+    cached_prompt_tokens: int
+    server_load: int | None
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What one endpoint's routing and answers added up to (the `Router` holds the lock)."""
+
+    hits: int = 0
+    spills: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    load: int | None = None
+    load_at: float = -math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +138,33 @@ class Router:
             for name in endpoint.names:
                 self._names.setdefault((endpoint.id, name), index)
         self._circuits = [Circuit(config.routing) for _ in config.endpoints]
+        self._policies = {model: config.routing.for_model(model) for model in self._pools}
+        self._rings = {
+            model: Rendezvous(
+                [config.endpoints[slot].api_base for slot in pool],
+                [config.endpoints[slot].weight for slot in pool],
+            )
+            for model, pool in self._pools.items()
+        }
+        self._tallies = [_Tally() for _ in config.endpoints]
+        # How long a server's report of its load counts, per slot (None: it is never read).
+        self._fresh: list[float | None] = [None] * len(config.endpoints)
+        for model, pool in self._pools.items():
+            policy = self._policies[model]
+            if policy.load_signals is LoadSignals.AUTO:
+                for slot in pool:
+                    self._fresh[slot] = 4 * policy.load_interval
         self._lock = threading.Lock()
+
+    def policy(self, model: str) -> RoutingPolicy:
+        """The routing policy of `model`: the config's, with the model's own choices."""
+        self.capabilities(model)
+        return self._policies[model]
+
+    @property
+    def watched(self) -> list[int]:
+        """The slots whose servers' load is read (`load_signals: auto`)."""
+        return [slot for slot, fresh in enumerate(self._fresh) if fresh is not None]
 
     def pick(
         self,
@@ -111,6 +174,8 @@ class Router:
         prefer: int | None = None,
         strict: bool = False,
         not_before: Mapping[int, float] | None = None,
+        key: bytes | None = None,
+        first: bool = True,
     ) -> Pick:
         """Choose the endpoint for the next attempt and count it in flight there.
 
@@ -119,7 +184,9 @@ class Router:
         the replicas are chosen among as usual. With `strict`, `prefer` is chosen whatever
         its state: the caller asked for that replica and no other. `not_before` holds, per
         slot, the earliest time this request may use it again (its own backoff after a
-        failure there).
+        failure there). `key` is the request's affinity key, given under the `affinity`
+        strategy; `first` says this is the request's first attempt, whose choice counts in
+        the affinity hits and spills.
 
         Raises:
             EndpointConnectionError: Every replica is ejected by its circuit breaker; the
@@ -144,7 +211,11 @@ class Router:
                 for slot in slots
             }
             soonest = max(now, min(ready_at.values()))
-            slot = self._preferred(model, [slot for slot in slots if ready_at[slot] <= soonest])
+            usable = [slot for slot in slots if ready_at[slot] <= soonest]
+            if key is None:
+                slot = self._preferred(model, usable, now)
+            else:
+                slot = self._affine(model, key, usable, now, first=first)
             self._circuits[slot].begin(now)
             return Pick(slot, max(0.0, ready_at[slot] - now))
 
@@ -169,6 +240,20 @@ class Router:
         """The attempt on `slot` got its answer after `latency` seconds."""
         with self._lock:
             self._circuits[slot].succeeded(latency)
+
+    def reported(self, slot: int, *, prompt_tokens: int, cached_prompt_tokens: int) -> None:
+        """The answer from `slot` counted these prompt tokens, these from its prompt cache."""
+        with self._lock:
+            tally = self._tallies[slot]
+            tally.prompt_tokens += prompt_tokens
+            tally.cached_prompt_tokens += cached_prompt_tokens
+
+    def observed(self, slot: int, load: int | None) -> None:
+        """The server of `slot` reported `load` requests running and waiting (None: no report)."""
+        with self._lock:
+            tally = self._tallies[slot]
+            tally.load = load
+            tally.load_at = self._clock()
 
     def failed(self, slot: int, error: BaseException) -> None:
         """The endpoint failed the attempt; enough failures in a row eject it."""
@@ -200,8 +285,17 @@ class Router:
         with self._lock:
             now = self._clock()
             return [
-                _snapshot(endpoint.id, endpoint.display_name, circuit, now)
-                for endpoint, circuit in zip(self._config.endpoints, self._circuits, strict=True)
+                _snapshot(
+                    endpoint.id,
+                    endpoint.display_name,
+                    circuit,
+                    self._tallies[slot],
+                    load=self._signal(slot, now),
+                    now=now,
+                )
+                for slot, (endpoint, circuit) in enumerate(
+                    zip(self._config.endpoints, self._circuits, strict=True)
+                )
             ]
 
     def check(self, model: str, needs: frozenset[Capability]) -> None:
@@ -221,23 +315,63 @@ class Router:
             raise UnknownModelError(model, known=list(self._pools))
         return self._capabilities[model]
 
-    def _preferred(self, model: str, usable: list[int]) -> int:
-        """Fewest in flight, then the highest weight, then whose turn it is."""
+    def _preferred(self, model: str, usable: list[int], now: float) -> int:
+        """Fewest in flight (or reported), then the highest weight, then whose turn it is."""
         endpoints = self._config.endpoints
-        best = min(
-            usable, key=lambda slot: (self._circuits[slot].in_flight, -endpoints[slot].weight)
-        )
+        loads = {slot: self._load(slot, now) for slot in usable}
+        best = min(usable, key=lambda slot: (loads[slot], -endpoints[slot].weight))
         tied = [
             slot
             for slot in usable
-            if self._circuits[slot].in_flight == self._circuits[best].in_flight
-            and endpoints[slot].weight == endpoints[best].weight
+            if loads[slot] == loads[best] and endpoints[slot].weight == endpoints[best].weight
         ]
         if len(tied) == 1:
             return tied[0]
         turn = self._turns[model]
         self._turns[model] = turn + 1
         return tied[turn % len(tied)]
+
+    def _affine(self, model: str, key: bytes, usable: list[int], now: float, *, first: bool) -> int:
+        """The first replica in `key`'s order within its load bound."""
+        endpoints = self._config.endpoints
+        pool = self._pools[model]
+        order = [pool[index] for index in self._rings[model].order(key)]
+        loads = {slot: self._load(slot, now) for slot in usable}
+        # The pool's load with this request, shared by weight and stretched by the factor.
+        bound = self._policies[model].load_factor * (sum(loads.values()) + 1)
+        weights = sum(endpoints[slot].weight for slot in usable)
+        chosen = next(
+            (
+                slot
+                for slot in order
+                if slot in loads
+                and loads[slot] + 1 <= math.ceil(bound * endpoints[slot].weight / weights)
+            ),
+            None,
+        )
+        if chosen is None:
+            # Weights can leave every bound below one more request; the least loaded takes it.
+            chosen = self._preferred(model, usable, now)
+        if first:
+            home = self._tallies[order[0]]
+            if chosen == order[0]:
+                home.hits += 1
+            else:
+                home.spills += 1
+        return chosen
+
+    def _load(self, slot: int, now: float) -> int:
+        """Requests in flight on `slot`, or its server's fresh report when that is larger."""
+        local = self._circuits[slot].in_flight
+        reported = self._signal(slot, now)
+        return local if reported is None else max(local, reported)
+
+    def _signal(self, slot: int, now: float) -> int | None:
+        fresh = self._fresh[slot]
+        tally = self._tallies[slot]
+        if fresh is None or tally.load is None or now - tally.load_at > fresh:
+            return None
+        return tally.load
 
     def _all_ejected(self, model: str, slots: list[int], wait: float) -> EndpointConnectionError:
         endpoints = self._config.endpoints
@@ -265,7 +399,9 @@ def _percentile(ordered: list[float], fraction: float) -> float | None:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
-def _snapshot(model: str, label: str, circuit: Circuit, now: float) -> EndpointStats:
+def _snapshot(
+    model: str, label: str, circuit: Circuit, tally: _Tally, *, load: int | None, now: float
+) -> EndpointStats:
     ordered = sorted(circuit.latencies)
     ready = circuit.ready_at(now)
     return EndpointStats(
@@ -282,4 +418,9 @@ def _snapshot(model: str, label: str, circuit: Circuit, now: float) -> EndpointS
         latency_p50=_percentile(ordered, 0.50),
         latency_p95=_percentile(ordered, 0.95),
         latency_p99=_percentile(ordered, 0.99),
+        affinity_hits=tally.hits,
+        affinity_spills=tally.spills,
+        prompt_tokens=tally.prompt_tokens,
+        cached_prompt_tokens=tally.cached_prompt_tokens,
+        server_load=load,
     )

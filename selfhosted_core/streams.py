@@ -179,6 +179,7 @@ class ChatStream(_StreamState):
                 finally:
                     response.close()
                 self._final = plan.stream_end(assembler)
+                self._call.reported(plan.slot, self._final.usage)
         except SelfHostedError as exc:
             self._error = exc
             raise
@@ -249,6 +250,7 @@ class AsyncChatStream(_StreamState):
                 finally:
                     await response.aclose()
                 self._final = plan.stream_end(assembler)
+                self._call.reported(plan.slot, self._final.usage)
         except SelfHostedError as exc:
             self._error = exc
             raise

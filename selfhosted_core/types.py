@@ -153,6 +153,9 @@ class ChatRequest:
     reset before answering). `strict_endpoint` keeps the request on that replica whatever
     happens (a probe of one server). `max_attempts` replaces `routing.max_attempts` (sends
     at most, the first included) and `resend_unsafe` replaces `routing.resend_unsafe`.
+    `affinity` names what the request belongs to (a session, a thread, a user): under the
+    `affinity` strategy, requests with the same name go to the same replica while it can take
+    them; without it, the prompt's leading prefix decides (see `RoutingPolicy.strategy`).
 
     Example:
         >>> ChatRequest(model="qwen3", messages=[Message(role="user", content="Hi")], max_tokens=64)
@@ -179,6 +182,7 @@ class ChatRequest:
     max_attempts: int | None = None
     resend_unsafe: bool | None = None
     server_sampling: Mapping[str, Any] | None = None
+    affinity: str | None = None
 
     def required_capabilities(self) -> frozenset[Capability]:
         """The capabilities an endpoint must declare to serve this request."""

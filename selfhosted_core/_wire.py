@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, JsonValue, NonNegativeInt
+from pydantic import BaseModel, ConfigDict, JsonValue, NonNegativeInt, RootModel
 
 
 class _Wire(BaseModel):
@@ -169,3 +169,19 @@ class WireTokenCount(_Wire):
     """vLLM's and SGLang's `/tokenize` reply; `count` is the number of tokens."""
 
     count: NonNegativeInt
+
+
+class WireSlot(_Wire):
+    """One entry of llama-server's `/slots` list.
+
+    From tools/server/server-context.cpp, the slot's `to_json`:
+    `{"id": 0, "n_ctx": 2048, "speculative": false, "is_processing": true, ...}`.
+    """
+
+    is_processing: bool = False
+
+
+class WireSlots(RootModel[list[WireSlot]]):
+    """llama-server's `/slots`: every slot, busy or idle."""
+
+    model_config = ConfigDict(frozen=True)

@@ -15,6 +15,7 @@ from selfhosted_core import _engine, _health, _http, _tokenize
 from selfhosted_core._affinity import request_key
 from selfhosted_core._calls import CallPlan
 from selfhosted_core._failover import Call
+from selfhosted_core._load import LoadWatcher
 from selfhosted_core._pools import AsyncPools, SyncPools
 from selfhosted_core._request import (
     chat_payload,
@@ -91,6 +92,11 @@ class Provider:
         self._async_transport = async_transport
         self._pools = SyncPools(self, self._new_client)
         self._async_pools = AsyncPools(self._new_async_client)
+        self._watcher: LoadWatcher | None = None
+        if self._router.watched:
+            self._watcher = LoadWatcher(
+                self.config, self._router, self._headers, transport=transport
+            )
 
     def __repr__(self) -> str:
         return f"Provider(provider_id={self.provider_id!r}, models={self.config.model_ids!r})"
@@ -247,7 +253,9 @@ class Provider:
         raise NotSupportedError("file deletion is not supported by self-hosted inference servers")
 
     def close(self) -> None:
-        """Close the sync connection pools."""
+        """Close the sync connection pools, and stop reading the servers' load."""
+        if self._watcher is not None:
+            self._watcher.stop()
         self._pools.close()
 
     async def aclose(self) -> None:
@@ -289,6 +297,10 @@ class Provider:
         replica could serve fails before any I/O.
         """
         replicas = self.config.replicas(model)
+        if self._watcher is not None and not self._watcher.started:
+            # Started by the first request, not by the constructor: a provider that is
+            # configured and never used (a notebook cell, a test) runs no thread.
+            self._watcher.start()
         if intent is None:
             return Call(self._router, self.config.routing, replicas, model=model, needs=needs)
         validate_routing(intent)

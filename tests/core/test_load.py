@@ -1,0 +1,243 @@
+"""Reading a server's own load: the payloads of each server, and a watcher that never delays."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx2
+
+from selfhosted_core import ChatRequest, Config, Provider
+from selfhosted_core._engine import attempts, drive
+from selfhosted_core._failover import Call
+from selfhosted_core._http import RequestHeaders
+from selfhosted_core._load import Load, LoadWatcher, from_metrics, from_slots, probe
+from selfhosted_core.routing import Router
+from tests.core import payloads
+from tests.core.harness import user
+
+# tools/server/server-task.cpp `server_task_result_metrics::to_metrics`: HELP, TYPE, then
+# `llamacpp:<name> <value>` for each counter and gauge (an excerpt, in its order).
+LLAMA_METRICS = (
+    "# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed, excluding cached "
+    "tokens\n# TYPE llamacpp:prompt_tokens_total counter\nllamacpp:prompt_tokens_total 1502\n"
+    "# HELP llamacpp:requests_processing Number of requests processing\n"
+    "# TYPE llamacpp:requests_processing gauge\nllamacpp:requests_processing 2\n"
+    "# HELP llamacpp:requests_deferred Number of requests deferred\n"
+    "# TYPE llamacpp:requests_deferred gauge\nllamacpp:requests_deferred 3\n"
+)
+# vLLM V1 (vllm/v1/metrics/loggers.py): gauges labelled per engine and model name.
+VLLM_METRICS = (
+    "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
+    "# TYPE vllm:num_requests_running gauge\n"
+    'vllm:num_requests_running{engine="0",model_name="qwen"} 4.0\n'
+    'vllm:num_requests_running{engine="1",model_name="qwen"} 1.0\n'
+    "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
+    "# TYPE vllm:num_requests_waiting gauge\n"
+    'vllm:num_requests_waiting{engine="0",model_name="qwen"} 2.0\n'
+    'vllm:num_requests_waiting{engine="1",model_name="qwen"} NaN\n'
+    'vllm:kv_cache_usage_perc{engine="0",model_name="qwen"} 0.42\n'
+)
+# SGLang docs/references/production_metrics.md (with --enable-metrics).
+SGLANG_METRICS = (
+    "# HELP sglang:num_running_reqs The number of running requests\n"
+    "# TYPE sglang:num_running_reqs gauge\n"
+    'sglang:num_running_reqs{model_name="meta-llama/Llama-3.1-8B-Instruct"} 7.0\n'
+    "# HELP sglang:num_queue_reqs The number of requests in the waiting queue\n"
+    "# TYPE sglang:num_queue_reqs gauge\n"
+    'sglang:num_queue_reqs{model_name="meta-llama/Llama-3.1-8B-Instruct"} 2826.0\n'
+)
+# tools/server/server-context.cpp: `/metrics` without `--metrics`, and `/slots` (slot to_json).
+LLAMA_NO_METRICS = (
+    b'{"error":{"code":501,"message":"This server does not support metrics endpoint. Start it '
+    b'with `--metrics`","type":"not_supported_error"}}'
+)
+LLAMA_SLOTS = (
+    b'[{"id":0,"n_ctx":2048,"speculative":false,"is_processing":true,"id_task":7},'
+    b'{"id":1,"n_ctx":2048,"speculative":false,"is_processing":false}]'
+)
+
+
+def test_llama_server_metrics_give_requests_processing_and_deferred() -> None:
+    assert from_metrics(LLAMA_METRICS) == Load(2, 3)
+
+
+def test_vllm_metrics_are_summed_over_engines_and_a_nan_is_ignored() -> None:
+    assert from_metrics(VLLM_METRICS) == Load(5, 2)
+
+
+def test_sglang_metrics_give_running_and_queued() -> None:
+    assert from_metrics(SGLANG_METRICS) == Load(7, 2826)
+    assert Load(7, 2826).total == 2833
+
+
+def test_metrics_without_a_running_series_give_no_load() -> None:
+    assert from_metrics("# only comments\nprocess_cpu_seconds_total 3.2\n") is None
+    assert from_metrics("vllm:num_requests_running{} not-a-number\n") is None
+
+
+def test_slots_count_the_busy_ones() -> None:
+    assert from_slots(LLAMA_SLOTS) == Load(1, None)
+    assert from_slots(b'{"error": "no"}') is None
+
+
+CONFIG = Config(
+    endpoints=[
+        {"url": "http://gpu-0.test:8080", "id": "tiny", "api_key": "load-key-not-secret"},
+        {"url": "http://gpu-1.test:8080", "id": "tiny"},
+    ],
+    routing={"load_signals": "auto", "load_interval": 0.05},
+)
+
+
+def read(transport: httpx2.MockTransport, slot: int = 0) -> Load | None:
+    router = Router(CONFIG)
+    endpoint = CONFIG.endpoints[slot]
+    call = Call(
+        router,
+        CONFIG.routing,
+        [endpoint],
+        model="tiny",
+        needs=frozenset(),
+        prefer=slot,
+        strict=True,
+        max_attempts=1,
+        record=False,
+    )
+    client = httpx2.Client(transport=transport)
+    headers = [RequestHeaders.of(e) for e in CONFIG.endpoints]
+    try:
+        return drive(attempts(call, lambda s: probe(CONFIG, slot=s)), lambda _: client, headers)
+    finally:
+        client.close()
+
+
+def test_a_llama_server_without_metrics_is_read_from_its_slots_with_its_key() -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        seen.append((request.url.path, request.headers.get("authorization")))
+        if request.url.path == "/metrics":
+            return httpx2.Response(501, content=LLAMA_NO_METRICS)
+        return httpx2.Response(200, content=LLAMA_SLOTS)
+
+    assert read(httpx2.MockTransport(handle)) == Load(1, None)
+    assert seen == [
+        ("/metrics", "Bearer load-key-not-secret"),
+        ("/slots", "Bearer load-key-not-secret"),
+    ]
+
+
+def test_a_server_with_neither_offers_no_load() -> None:
+    transport = httpx2.MockTransport(lambda request: httpx2.Response(404, content=b"{}"))
+    assert read(transport) is None
+
+
+def test_a_server_with_metrics_is_read_once() -> None:
+    paths: list[str] = []
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        paths.append(request.url.path)
+        return httpx2.Response(200, content=VLLM_METRICS.encode())
+
+    assert read(httpx2.MockTransport(handle)) == Load(5, 2)
+    assert paths == ["/metrics"]
+
+
+def test_the_watcher_hands_each_count_to_the_router_and_pauses_a_server_without_one() -> None:
+    paths: list[tuple[str | None, str]] = []
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        paths.append((request.url.host, request.url.path))
+        if request.url.host == "gpu-0.test":
+            return httpx2.Response(200, content=LLAMA_METRICS.encode())
+        return httpx2.Response(404, content=b"{}")
+
+    router = Router(CONFIG)
+    headers = [RequestHeaders.of(e) for e in CONFIG.endpoints]
+    watcher = LoadWatcher(CONFIG, router, headers, transport=httpx2.MockTransport(handle))
+    watcher.read_all()
+    watcher.read_all()
+    watcher.stop()
+    assert [entry.server_load for entry in router.stats()] == [5, None]
+    # gpu-1 answered neither: asked once, then left alone for a minute.
+    assert paths.count(("gpu-1.test", "/metrics")) == 1
+    assert paths.count(("gpu-0.test", "/metrics")) == 2
+
+
+def test_a_failed_read_leaves_no_count() -> None:
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("refused", request=request)
+
+    router = Router(CONFIG)
+    router.observed(0, 9)
+    headers = [RequestHeaders.of(e) for e in CONFIG.endpoints]
+    watcher = LoadWatcher(CONFIG, router, headers, transport=httpx2.MockTransport(handle))
+    watcher.read_all()
+    watcher.stop()
+    assert router.stats()[0].server_load is None
+
+
+def test_requests_are_answered_while_a_load_read_hangs() -> None:
+    release = threading.Event()
+    metrics_asked = threading.Event()
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/metrics":
+            metrics_asked.set()
+            release.wait(10)
+            return httpx2.Response(200, content=LLAMA_METRICS.encode())
+        return httpx2.Response(
+            200,
+            content=payloads.LLAMA_OBJECT_ARGUMENTS,
+            headers={"content-type": "application/json"},
+        )
+
+    provider = Provider(CONFIG, transport=httpx2.MockTransport(handle))
+    try:
+        provider.chat(ChatRequest(model="tiny", messages=user()))  # starts the watcher
+        assert metrics_asked.wait(5), "the watcher reads the servers' load in the background"
+        answers = [provider.chat(ChatRequest(model="tiny", messages=user())) for _ in range(5)]
+        assert not release.is_set()
+        assert [answer.finish_reason for answer in answers] == ["tool_calls"] * 5
+    finally:
+        release.set()
+        provider.close()
+
+
+def test_the_watcher_starts_with_the_first_request_and_stops_with_close() -> None:
+    transport = httpx2.MockTransport(
+        lambda request: httpx2.Response(
+            200,
+            content=LLAMA_METRICS.encode()
+            if request.url.path == "/metrics"
+            else payloads.LLAMA_OBJECT_ARGUMENTS,
+            headers={"content-type": "application/json"},
+        )
+    )
+    before = {thread.name for thread in threading.enumerate()}
+    provider = Provider(CONFIG, transport=transport)
+    assert "selfhosted-load-watcher" not in {thread.name for thread in threading.enumerate()}
+    provider.chat(ChatRequest(model="tiny", messages=user()))
+    deadline = time.monotonic() + 5
+    while provider.stats()[0].server_load is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert provider.stats()[0].server_load == 5
+    provider.close()
+    assert {thread.name for thread in threading.enumerate()} <= before
+
+
+def test_no_thread_runs_when_load_signals_are_off() -> None:
+    provider = Provider(
+        Config(endpoints=CONFIG.endpoints),
+        transport=httpx2.MockTransport(
+            lambda request: httpx2.Response(
+                200,
+                content=payloads.LLAMA_OBJECT_ARGUMENTS,
+                headers={"content-type": "application/json"},
+            )
+        ),
+    )
+    with provider:
+        provider.chat(ChatRequest(model="tiny", messages=user()))
+        assert "selfhosted-load-watcher" not in {t.name for t in threading.enumerate()}

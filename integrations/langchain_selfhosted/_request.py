@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import BaseMessage
+from langchain_core.runnables.config import var_child_runnable_config
 
 from langchain_selfhosted._messages import to_core_messages
 from selfhosted_core import SERVER_SAMPLING, ChatRequest, InvalidRequestError, ResponseFormat
@@ -23,8 +24,19 @@ SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "frequency_penalty", "
 """Sampling settings a model holds as fields and a call may override."""
 
 _CALL_OPTIONS = frozenset(
-    {"model", "tools", "tool_choice", "parallel_tool_calls", "response_format", "extra_body"}
+    {
+        "model",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "extra_body",
+        "affinity",
+    }
 )
+_AFFINITY_NAMES = ("thread_id", "session_id")
+"""Where a LangChain run names its conversation: LangGraph's `configurable.thread_id`, or
+`metadata` (`thread_id`, or `session_id` as LangSmith's threads read it)."""
 # LangChain's per-call switch between `_stream` and `_generate`; it has already decided.
 _LANGCHAIN_OPTIONS = frozenset({"stream"})
 
@@ -53,6 +65,7 @@ def build_request(
     options: Mapping[str, Any],
     max_attempts: int | None = None,
     resend_unsafe: bool | None = None,
+    affinity: str | None = None,
 ) -> ChatRequest:
     """The core request for one call.
 
@@ -67,6 +80,7 @@ def build_request(
             core's `SERVER_SAMPLING`.
         max_attempts: The call's attempt budget (the model's `max_retries + 1`).
         resend_unsafe: Whether the core may resend what the server may have worked on.
+        affinity: The run's conversation (see `run_affinity`); a per-call `affinity` wins.
     """
     unknown = set(options) - _CALL_OPTIONS - _LANGCHAIN_OPTIONS - set(SAMPLING) - SERVER_SAMPLING
     if unknown:
@@ -100,8 +114,27 @@ def build_request(
         timeout=timeout,
         max_attempts=max_attempts,
         resend_unsafe=resend_unsafe,
+        affinity=options.get("affinity", affinity),
         **sampling,
     )
+
+
+def run_affinity(metadata: Mapping[str, Any] | None) -> str | None:
+    """The conversation a LangChain run belongs to, for affinity routing; None if unnamed.
+
+    The run's `configurable` (set by LangGraph, `create_agent` and any chain around the
+    model: `config={"configurable": {"thread_id": ...}}`) is read first, then its metadata.
+    """
+    config = var_child_runnable_config.get()
+    sources: list[Mapping[str, Any]] = [config.get("configurable") or {}] if config else []
+    if metadata:
+        sources.append(metadata)
+    for source in sources:
+        for name in _AFFINITY_NAMES:
+            value = source.get(name)
+            if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
+                return str(value)
+    return None
 
 
 def _response_format(value: Any, *, model: str) -> ResponseFormat | None:

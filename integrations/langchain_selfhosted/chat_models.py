@@ -34,7 +34,12 @@ from langchain_selfhosted._messages import (
     to_core_messages,
     to_message_chunk,
 )
-from langchain_selfhosted._request import SAMPLING, build_request, normalize_tool_choice
+from langchain_selfhosted._request import (
+    SAMPLING,
+    build_request,
+    normalize_tool_choice,
+    run_affinity,
+)
 from selfhosted_core import (
     Capability,
     ChatRequest,
@@ -310,7 +315,11 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
         return {name: getattr(self, name) for name in SAMPLING}
 
     def _request(
-        self, messages: Sequence[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
+        self,
+        messages: Sequence[BaseMessage],
+        stop: list[str] | None,
+        kwargs: Mapping[str, Any],
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
     ) -> ChatRequest:
         return build_request(
             messages,
@@ -322,6 +331,7 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
             options=kwargs,
             max_attempts=self._max_attempts,
             resend_unsafe=self.resend_unsafe,
+            affinity=run_affinity(run_manager.metadata if run_manager else None),
         )
 
     def _result(self, response: ChatResponse) -> ChatResult:
@@ -342,7 +352,7 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        request = self._request(messages, stop, kwargs)
+        request = self._request(messages, stop, kwargs, run_manager)
         with mapped_errors():
             response = self._provider.chat(request)
         return self._result(response)
@@ -355,7 +365,7 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        request = self._request(messages, stop, kwargs)
+        request = self._request(messages, stop, kwargs, run_manager)
         with mapped_errors():
             response = await self._provider.achat(request)
         return self._result(response)
@@ -367,7 +377,7 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        request = self._request(messages, stop, kwargs)
+        request = self._request(messages, stop, kwargs, run_manager)
         with mapped_errors(), self._provider.stream(request) as stream:
             for chunk in stream:
                 generation = ChatGenerationChunk(message=to_message_chunk(chunk))
@@ -386,7 +396,7 @@ class ChatSelfHosted(EndpointSettings, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        request = self._request(messages, stop, kwargs)
+        request = self._request(messages, stop, kwargs, run_manager)
         with mapped_errors():
             async with self._provider.astream(request) as stream:
                 async for chunk in stream:

@@ -18,7 +18,13 @@ from litellm.types.utils import EmbeddingResponse, ModelResponse
 
 from litellm_selfhosted import _response
 from litellm_selfhosted._errors import mapped_errors
-from litellm_selfhosted._request import call_timeout, chat_request, embedding_request, warn_once
+from litellm_selfhosted._request import (
+    call_affinity,
+    call_timeout,
+    chat_request,
+    embedding_request,
+    warn_once,
+)
 from litellm_selfhosted._response import StreamPiece
 from selfhosted_core import (
     ChatRequest,
@@ -109,6 +115,7 @@ class SelfHostedLLM(CustomLLM):
             model,
             messages,
             optional_params=optional_params,
+            litellm_params=litellm_params,
             api_base=api_base,
             api_key=api_key,
             timeout=timeout,
@@ -142,6 +149,7 @@ class SelfHostedLLM(CustomLLM):
             model,
             messages,
             optional_params=optional_params,
+            litellm_params=litellm_params,
             api_base=api_base,
             api_key=api_key,
             timeout=timeout,
@@ -175,6 +183,7 @@ class SelfHostedLLM(CustomLLM):
             model,
             messages,
             optional_params=optional_params,
+            litellm_params=litellm_params,
             api_base=api_base,
             api_key=api_key,
             timeout=timeout,
@@ -206,6 +215,7 @@ class SelfHostedLLM(CustomLLM):
             model,
             messages,
             optional_params=optional_params,
+            litellm_params=litellm_params,
             api_base=api_base,
             api_key=api_key,
             timeout=timeout,
@@ -272,6 +282,7 @@ class SelfHostedLLM(CustomLLM):
         messages: Sequence[Any],
         *,
         optional_params: Mapping[str, Any],
+        litellm_params: Any,
         api_base: str | None,
         api_key: str | None,
         timeout: Any,
@@ -286,6 +297,7 @@ class SelfHostedLLM(CustomLLM):
                 optional_params,
                 api_base=api_base,
                 timeout=self._timeout(model, timeout),
+                affinity=call_affinity(optional_params, litellm_params),
             )
 
     def _embed(

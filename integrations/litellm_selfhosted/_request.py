@@ -56,6 +56,7 @@ _INTERNAL = frozenset(
         "stream_options",
         "max_retries",
         "user",
+        "affinity",
         "label",
         "token_modifier",
         "capabilities",
@@ -88,6 +89,7 @@ def chat_request(
     *,
     api_base: str | None,
     timeout: float | None,
+    affinity: str | None = None,
 ) -> ChatRequest:
     """The core request for one LiteLLM chat call.
 
@@ -98,6 +100,7 @@ def chat_request(
         api_base: The Router deployment's URL: the replica to prefer (a sibling serves when it
             cannot take the call).
         timeout: Seconds; replaces the endpoint's configured timeout.
+        affinity: What the call belongs to (see `call_affinity`), for affinity routing.
     """
     options = _checked(optional_params, model)
     if options.get("n") not in (None, 1):
@@ -119,8 +122,28 @@ def chat_request(
         extra_body=body or None,
         timeout=timeout,
         endpoint=api_base,
+        affinity=affinity,
         **sampling,
     )
+
+
+def call_affinity(optional_params: Mapping[str, Any], litellm_params: Any) -> str | None:
+    """What a LiteLLM call belongs to, for affinity routing; None when it names nothing.
+
+    In this order: an `affinity=` argument; LiteLLM's `litellm_session_id`; `metadata`'s
+    `session_id` or `thread_id`; the OpenAI `user`.
+    """
+    given = [optional_params.get("affinity")]
+    if isinstance(litellm_params, Mapping):
+        given.append(litellm_params.get("litellm_session_id"))
+        metadata = litellm_params.get("metadata")
+        if isinstance(metadata, Mapping):
+            given += [metadata.get("session_id"), metadata.get("thread_id")]
+    given.append(optional_params.get("user"))
+    for value in given:
+        if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
+            return str(value)
+    return None
 
 
 def embedding_request(

@@ -8,7 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
-from litellm_selfhosted._request import call_timeout, chat_request, embedding_request
+from litellm_selfhosted._request import (
+    call_affinity,
+    call_timeout,
+    chat_request,
+    embedding_request,
+)
 from selfhosted_core import (
     ChatRequest,
     EmbeddingRequest,
@@ -298,3 +303,33 @@ def test_an_extra_body_that_is_not_a_mapping_is_refused(body: Any) -> None:
 
 def test_logit_bias_goes_to_the_server() -> None:
     assert build({"logit_bias": {"15": -100}}).server_sampling == {"logit_bias": {"15": -100}}
+
+
+@pytest.mark.parametrize(
+    ("optional", "litellm_params", "expected"),
+    [
+        ({"affinity": "a1", "user": "u1"}, {"litellm_session_id": "ls1"}, "a1"),
+        ({"user": "u1"}, {"litellm_session_id": "ls1", "metadata": {"session_id": "s1"}}, "ls1"),
+        ({"user": "u1"}, {"metadata": {"session_id": "s1", "thread_id": "t1"}}, "s1"),
+        ({"user": "u1"}, {"metadata": {"thread_id": 42}}, "42"),
+        ({"user": "u1"}, {"metadata": None}, "u1"),
+        ({}, None, None),
+        ({"affinity": ""}, {"metadata": {"session_id": True}}, None),
+    ],
+)
+def test_the_call_names_its_affinity_by_argument_session_metadata_or_user(
+    optional: dict[str, Any], litellm_params: Any, expected: str | None
+) -> None:
+    assert call_affinity(optional, litellm_params) == expected
+
+
+def test_an_affinity_argument_is_routing_intent_not_a_payload_field(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    request = chat_request(
+        "tiny", [{"role": "user", "content": "Hi"}], {"affinity": "a1"}, api_base=None,
+        timeout=None, affinity="a1",
+    )  # fmt: skip
+    assert request.affinity == "a1"
+    assert request.extra_body is None
+    assert "ignored parameter" not in caplog.text

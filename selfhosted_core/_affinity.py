@@ -75,17 +75,15 @@ class Rendezvous:
     def order(self, key: bytes) -> list[int]:
         """Indices into `names`, the key's first choice first."""
         scores = [
-            self._score(key, name, weight)
+            -weight / math.log((int.from_bytes(_draw(key + name).digest(), "big") + 0.5) / _SPAN)
             for name, weight in zip(self._names, self._weights, strict=True)
         ]
         return sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
 
-    @staticmethod
-    def _score(key: bytes, name: bytes, weight: float) -> float:
-        drawn = hashlib.blake2b(key + name, digest_size=8).digest()
-        # Strictly inside (0, 1), so the logarithm is finite and negative.
-        uniform = (int.from_bytes(drawn, "big") + 0.5) / _SPAN
-        return -weight / math.log(uniform)
+
+def _draw(data: bytes) -> hashlib.blake2b:
+    # `u` strictly inside (0, 1) from 64 bits of it, so -weight / ln(u) is finite and positive.
+    return hashlib.blake2b(data, digest_size=8)
 
 
 def _leading(messages: Sequence[Message], tool_names: Sequence[str]) -> Iterator[str]:

@@ -149,9 +149,11 @@ class Router:
         self._tallies = [_Tally() for _ in config.endpoints]
         # How long a server's report of its load counts, per slot (None: it is never read).
         self._fresh: list[float | None] = [None] * len(config.endpoints)
+        self._watching = dict.fromkeys(self._pools, False)
         for model, pool in self._pools.items():
             policy = self._policies[model]
             if policy.load_signals is LoadSignals.AUTO:
+                self._watching[model] = True
                 for slot in pool:
                     self._fresh[slot] = 4 * policy.load_interval
         self._lock = threading.Lock()
@@ -318,13 +320,18 @@ class Router:
     def _preferred(self, model: str, usable: list[int], now: float) -> int:
         """Fewest in flight (or reported), then the highest weight, then whose turn it is."""
         endpoints = self._config.endpoints
-        loads = {slot: self._load(slot, now) for slot in usable}
-        best = min(usable, key=lambda slot: (loads[slot], -endpoints[slot].weight))
-        tied = [
-            slot
-            for slot in usable
-            if loads[slot] == loads[best] and endpoints[slot].weight == endpoints[best].weight
-        ]
+        circuits = self._circuits
+        watching = self._watching[model]
+        # One pass, no intermediate tuples: this runs for every request (`make bench`).
+        tied: list[int] = []
+        best_load, best_weight = 0, 0.0
+        for slot in usable:
+            load = self._load(slot, now) if watching else circuits[slot].in_flight
+            weight = endpoints[slot].weight
+            if not tied or load < best_load or (load == best_load and weight > best_weight):
+                best_load, best_weight, tied = load, weight, [slot]
+            elif load == best_load and weight == best_weight:
+                tied.append(slot)
         if len(tied) == 1:
             return tied[0]
         turn = self._turns[model]
@@ -335,29 +342,30 @@ class Router:
         """The first replica in `key`'s order within its load bound."""
         endpoints = self._config.endpoints
         pool = self._pools[model]
-        order = [pool[index] for index in self._rings[model].order(key)]
-        loads = {slot: self._load(slot, now) for slot in usable}
+        order = self._rings[model].order(key)
+        if self._watching[model]:
+            loads = {slot: self._load(slot, now) for slot in usable}
+        else:
+            loads = {slot: self._circuits[slot].in_flight for slot in usable}
         # The pool's load with this request, shared by weight and stretched by the factor.
         bound = self._policies[model].load_factor * (sum(loads.values()) + 1)
         weights = sum(endpoints[slot].weight for slot in usable)
-        chosen = next(
-            (
-                slot
-                for slot in order
-                if slot in loads
-                and loads[slot] + 1 <= math.ceil(bound * endpoints[slot].weight / weights)
-            ),
-            None,
-        )
+        home = pool[order[0]]
+        chosen = None
+        for index in order:
+            slot = pool[index]
+            load = loads.get(slot)
+            if load is not None and load < math.ceil(bound * endpoints[slot].weight / weights):
+                chosen = slot
+                break
         if chosen is None:
             # Weights can leave every bound below one more request; the least loaded takes it.
             chosen = self._preferred(model, usable, now)
         if first:
-            home = self._tallies[order[0]]
-            if chosen == order[0]:
-                home.hits += 1
+            if chosen == home:
+                self._tallies[home].hits += 1
             else:
-                home.spills += 1
+                self._tallies[home].spills += 1
         return chosen
 
     def _load(self, slot: int, now: float) -> int:

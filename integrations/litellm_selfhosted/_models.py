@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litellm_selfhosted._errors import PROVIDER
-from selfhosted_core import Capability, Config, ModelEndpoint
+from selfhosted_core import Capability, Config, ModelEndpoint, RoutingStrategy
 
 HANDLER_PATH = "litellm_selfhosted.handler"
 """Where the LiteLLM proxy finds the module-level handler (`custom_handler` in its config)."""
@@ -91,6 +91,9 @@ def router_model_list(
     sibling, so a replica that dies loses no call it had not started. The core makes every
     resend, and its errors tell the Router not to retry on top. Keys stay in the endpoint
     config: none is written here.
+    A model routed by `affinity` (`RoutingPolicy.strategy`) gets one deployment, without an
+    `api_base`: the core picks the replica whose prompt cache holds the call's prefix, which
+    a Router balancing over replicas would undo.
     Endpoints declaring `reasoning` list `reasoning_effort` in `allowed_openai_params`, which
     LiteLLM otherwise rejects for custom providers; embedding endpoints drop the
     `encoding_format` the openai SDK always sends (vectors come back as floats). `dimensions`
@@ -110,11 +113,17 @@ def router_model_list(
     """
     windows = context_windows or {}
     deployments = []
+    pooled: set[str] = set()
     for endpoint in config.endpoints:
-        params: dict[str, Any] = {
-            "model": f"{PROVIDER}/{endpoint.id}",
-            "api_base": endpoint.api_base,
-        }
+        params: dict[str, Any] = {"model": f"{PROVIDER}/{endpoint.id}"}
+        deployment_id = f"{endpoint.id}@{endpoint.api_base}"
+        if config.routing.for_model(endpoint.id).strategy is RoutingStrategy.AFFINITY:
+            if endpoint.id in pooled:
+                continue
+            pooled.add(endpoint.id)
+            deployment_id = endpoint.id
+        else:
+            params["api_base"] = endpoint.api_base
         if Capability.REASONING in endpoint.capabilities:
             params["allowed_openai_params"] = ["reasoning_effort"]
         if Capability.EMBEDDING in endpoint.capabilities:
@@ -131,7 +140,7 @@ def router_model_list(
             {
                 "model_name": endpoint.id,
                 "litellm_params": params,
-                "model_info": {"id": f"{endpoint.id}@{endpoint.api_base}", **info},
+                "model_info": {"id": deployment_id, **info},
             }
         )
     return deployments

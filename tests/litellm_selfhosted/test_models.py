@@ -225,3 +225,20 @@ def test_proxy_config_passes_windows_and_costs_on() -> None:
     )
     tiny = document["model_list"][2]["model_info"]
     assert (tiny["max_input_tokens"], tiny["output_cost_per_token"]) == (2048, 1.0)
+
+
+def test_a_model_routed_by_affinity_is_one_deployment_the_core_routes() -> None:
+    config = Config(
+        endpoints=CONFIG.endpoints,
+        routing={"models": {"qwen3": {"strategy": "affinity"}}},
+    )
+    deployments = router_model_list(config)
+    qwen = [d for d in deployments if d["model_name"] == "qwen3"]
+    assert len(qwen) == 1
+    assert "api_base" not in qwen[0]["litellm_params"]
+    assert qwen[0]["model_info"]["id"] == "qwen3"
+    # The other models keep one deployment per endpoint.
+    assert [d["litellm_params"].get("api_base") for d in deployments[1:]] == [
+        "http://gpu-3:8080/v1",
+        "http://emb:9000/v1",
+    ]

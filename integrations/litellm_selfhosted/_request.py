@@ -131,7 +131,8 @@ def call_affinity(optional_params: Mapping[str, Any], litellm_params: Any) -> st
     """What a LiteLLM call belongs to, for affinity routing; None when it names nothing.
 
     In this order: an `affinity=` argument; LiteLLM's `litellm_session_id`; `metadata`'s
-    `session_id` or `thread_id`; the OpenAI `user`.
+    `session_id` or `thread_id`. (LiteLLM 1.110 does not hand the OpenAI `user` to a custom
+    provider; it keeps it for its own logging.)
     """
     given = [optional_params.get("affinity")]
     if isinstance(litellm_params, Mapping):
@@ -139,7 +140,6 @@ def call_affinity(optional_params: Mapping[str, Any], litellm_params: Any) -> st
         metadata = litellm_params.get("metadata")
         if isinstance(metadata, Mapping):
             given += [metadata.get("session_id"), metadata.get("thread_id")]
-    given.append(optional_params.get("user"))
     for value in given:
         if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
             return str(value)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from selfhosted_core import Config, Provider
+from selfhosted_core._affinity import Rendezvous
 from selfhosted_core.local import (
     LlamaServer,
     chat_model_path,
@@ -79,6 +80,55 @@ def embedding_server(binary: Path) -> Iterator[LlamaServer]:
         embedding_model_path(), alias="minilm", embeddings=True, binary=binary
     ) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def affinity_replicas(binary: Path) -> Iterator[tuple[LlamaServer, LlamaServer]]:
+    """Two replicas of `tiny` for routing by affinity: the first with `--metrics`, the second
+    without it (its load is read from `/slots`)."""
+    servers = [
+        LlamaServer(
+            chat_model_path(),
+            alias="tiny",
+            parallel=SLOTS,
+            ctx_size=CONTEXT,
+            binary=binary,
+            extra_args=extra,
+        )
+        for extra in (["--metrics"], [])
+    ]
+    try:
+        for server in servers:
+            server.start()
+        yield servers[0], servers[1]
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def affinity_config(replicas: tuple[LlamaServer, LlamaServer], **routing: object) -> Config:
+    """The two affinity replicas as `tiny`, labelled `replica-a` and `replica-b`."""
+    return Config(
+        endpoints=[
+            {
+                "url": server.base_url,
+                "id": "tiny",
+                "label": label,
+                "server": "llama.cpp",
+                "capabilities": ["chat", "function_call", "structured_output"],
+                "max_connections": SLOTS,
+            }
+            for server, label in zip(replicas, ("replica-a", "replica-b"), strict=True)
+        ],
+        routing={"strategy": "affinity", **routing},
+    )
+
+
+def home_label(config: Config, key: bytes) -> str:
+    """The label of the replica first in `key`'s rendezvous order (what the router computes)."""
+    replicas = config.replicas("tiny")
+    ring = Rendezvous([e.api_base for e in replicas], [e.weight for e in replicas])
+    return replicas[ring.order(key)[0]].display_name
 
 
 @pytest.fixture(scope="session")

@@ -312,12 +312,12 @@ def test_logit_bias_goes_to_the_server() -> None:
         ({"user": "u1"}, {"litellm_session_id": "ls1", "metadata": {"session_id": "s1"}}, "ls1"),
         ({"user": "u1"}, {"metadata": {"session_id": "s1", "thread_id": "t1"}}, "s1"),
         ({"user": "u1"}, {"metadata": {"thread_id": 42}}, "42"),
-        ({"user": "u1"}, {"metadata": None}, "u1"),
+        ({"user": "u1"}, {"metadata": None}, None),
         ({}, None, None),
         ({"affinity": ""}, {"metadata": {"session_id": True}}, None),
     ],
 )
-def test_the_call_names_its_affinity_by_argument_session_metadata_or_user(
+def test_the_call_names_its_affinity_by_argument_session_or_metadata(
     optional: dict[str, Any], litellm_params: Any, expected: str | None
 ) -> None:
     assert call_affinity(optional, litellm_params) == expected

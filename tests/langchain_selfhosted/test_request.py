@@ -52,7 +52,7 @@ def affinity_of(**options: Any) -> str | None:
 
 
 def test_a_runs_thread_id_in_its_configurable_names_its_affinity() -> None:
-    chain = RunnableLambda(lambda _: affinity_of())
+    chain: RunnableLambda[None, str | None] = RunnableLambda(lambda _: affinity_of())
     assert chain.invoke(None, config={"configurable": {"thread_id": "t1"}}) == "t1"
 
 
@@ -64,5 +64,5 @@ def test_metadata_names_the_affinity_when_configurable_does_not() -> None:
 
 
 def test_a_per_call_affinity_wins_over_the_runs() -> None:
-    chain = RunnableLambda(lambda _: affinity_of(affinity="mine"))
+    chain: RunnableLambda[None, str | None] = RunnableLambda(lambda _: affinity_of(affinity="mine"))
     assert chain.invoke(None, config={"configurable": {"thread_id": "t1"}}) == "mine"

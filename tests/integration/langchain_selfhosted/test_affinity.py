@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
@@ -60,7 +61,7 @@ async def test_a_threads_runs_go_to_the_replica_its_thread_id_names(
     names = (f"thread-{number}" for number in range(100))
     threads = [name for name in names if home_label(config, named_key(name)) != by_prefix][:2]
     for thread in threads:
-        run = {"configurable": {"thread_id": thread}}
+        run: RunnableConfig = {"configurable": {"thread_id": thread}}
         first = await agent.ainvoke({"messages": [HumanMessage("Weather in Paris?")]}, run)
         second = await agent.ainvoke({"messages": [HumanMessage("And in Oslo?")]}, run)
         endpoints = served_by(second["messages"])

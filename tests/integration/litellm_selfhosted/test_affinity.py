@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from litellm import Router
+from litellm.router import Router
 
 from litellm_selfhosted import SelfHostedLLM, register, router_model_list
 from selfhosted_core import Config, Provider
@@ -44,11 +44,12 @@ async def test_a_calls_session_names_its_replica(
 ) -> None:
     config, _ = affine
     for session in sessions_apart(config):
-        named: dict[str, Any] = {
+        ways: dict[str, dict[str, Any]] = {
             "metadata": {"metadata": {"session_id": session}},
             "session_id": {"litellm_session_id": session},
             "affinity": {"affinity": session},
-        }[naming]
+        }
+        named = ways[naming]
         served = [
             endpoint_of(
                 await ll.complete(

@@ -230,7 +230,7 @@ class Assembler:
             tool_calls=valid,
             invalid_tool_calls=invalid,
             finish_reason=self._finish,
-            usage=self._usage,
+            usage=_repair.cached_from_timings(self._usage, self._timings),
             endpoint=self._endpoint,
             server=self._server,
             system_fingerprint=first.system_fingerprint if first else None,

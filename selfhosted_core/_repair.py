@@ -7,6 +7,7 @@ upstream issue that made it necessary.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 import secrets
@@ -150,6 +151,22 @@ def usage(wire: WireUsage | None, token_modifier: float) -> Usage | None:
         reasoning_tokens=_count(reasoning.reasoning_tokens) if reasoning else None,
         token_modifier=token_modifier,
     )
+
+
+def cached_from_timings(usage: Usage | None, timings: Mapping[str, Any] | None) -> Usage | None:
+    """`usage` with the prompt tokens llama-server reused from its cache, from `timings.cache_n`.
+
+    llama-server reports them in `usage.prompt_tokens_details.cached_tokens` only since
+    ggml-org/llama.cpp#19361 (February 2026); earlier builds send them as `timings.cache_n`
+    alone (tools/server/server-common.cpp, `server_slot_stats::to_json`). Usage that carries
+    its own count keeps it.
+    """
+    if usage is None or usage.cached_prompt_tokens is not None or not timings:
+        return usage
+    cached = timings.get("cache_n")
+    if isinstance(cached, bool) or not isinstance(cached, int) or not _is_count(cached):
+        return usage
+    return dataclasses.replace(usage, cached_prompt_tokens=min(cached, usage.prompt_tokens))
 
 
 _MOST_TOKENS = 2**53

@@ -41,6 +41,17 @@ LLAMA_OBJECT_ARGUMENTS = (
     b'"prompt_tokens_details":{"cached_tokens":32}}}'
 )
 
+# llama-server before ggml-org/llama.cpp#19361: usage without prompt_tokens_details; the tokens
+# reused from the prompt cache only in timings.cache_n (server_slot_stats::to_json).
+LLAMA_CACHE_IN_TIMINGS = (
+    b'{"id":"chatcmpl-2","object":"chat.completion","created":1760000000,"model":"qwen3",'
+    b'"choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant",'
+    b'"content":"Hi"}}],"usage":{"completion_tokens":1,"prompt_tokens":1500,'
+    b'"total_tokens":1501},"timings":{"cache_n":1472,"prompt_n":28,"prompt_ms":70.1,'
+    b'"prompt_per_token_ms":2.5,"prompt_per_second":399.4,"predicted_n":1,'
+    b'"predicted_ms":3.2,"predicted_per_token_ms":3.2,"predicted_per_second":312.5}}'
+)
+
 # ggml-org/llama.cpp#12279 (build 4856): tool_call.id returned empty (fixed by PR #12292).
 LLAMA_EMPTY_IDS = (
     b'{"id":"chatcmpl-2","object":"chat.completion","created":1741000000,"model":"qwen2.5-coder",'

@@ -4,10 +4,12 @@ import re
 
 import pytest
 
-from selfhosted_core import InvalidToolCall, ToolCall
+from selfhosted_core import InvalidToolCall, ModelEndpoint, ServerKind, ToolCall, Usage
+from selfhosted_core._calls import CallPlan
 from selfhosted_core._repair import (
     ThinkSplitter,
     arguments_text,
+    cached_from_timings,
     embedding_vector,
     finish_reason,
     finish_tool_call,
@@ -15,6 +17,7 @@ from selfhosted_core._repair import (
     usage,
 )
 from selfhosted_core._wire import WireUsage
+from tests.core import payloads
 
 
 def test_object_arguments_become_json_text() -> None:
@@ -179,3 +182,35 @@ def test_unfinished_think_block_is_reasoning() -> None:
 
 def test_partial_opening_tag_at_the_end_is_content() -> None:
     assert split(["<thi"]) == ("", "<thi")
+
+
+def test_an_older_llama_server_reports_its_cached_tokens_in_timings() -> None:
+    plan = CallPlan.post(
+        slot=0,
+        endpoint=ModelEndpoint(url="http://h:1", id="qwen3"),
+        model="qwen3",
+        server=ServerKind.LLAMA_CPP,
+        path="/chat/completions",
+        payload={},
+    )
+    answer = plan.assembler().feed_response(payloads.LLAMA_CACHE_IN_TIMINGS)
+    assert answer.usage is not None
+    assert (answer.usage.prompt_tokens, answer.usage.cached_prompt_tokens) == (1500, 1472)
+
+
+def test_usage_with_its_own_cached_count_keeps_it_over_timings() -> None:
+    own = Usage(prompt_tokens=40, completion_tokens=1, total_tokens=41, cached_prompt_tokens=32)
+    assert cached_from_timings(own, {"cache_n": 7}) is own
+
+
+@pytest.mark.parametrize("cache_n", [None, "12", True, -1, 1.5])
+def test_a_cache_n_that_is_not_a_count_is_ignored(cache_n: object) -> None:
+    plain = Usage(prompt_tokens=40, completion_tokens=1, total_tokens=41)
+    assert cached_from_timings(plain, {"cache_n": cache_n}).cached_prompt_tokens is None  # type: ignore[union-attr]
+
+
+def test_cache_n_never_exceeds_the_prompt() -> None:
+    plain = Usage(prompt_tokens=40, completion_tokens=1, total_tokens=41)
+    repaired = cached_from_timings(plain, {"cache_n": 90})
+    assert repaired is not None
+    assert repaired.cached_prompt_tokens == 40

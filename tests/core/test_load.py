@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
 import httpx2
+import pytest
 
 from selfhosted_core import ChatRequest, Config, Provider
 from selfhosted_core._engine import attempts, drive
@@ -241,3 +243,23 @@ def test_no_thread_runs_when_load_signals_are_off() -> None:
     with provider:
         provider.chat(ChatRequest(model="tiny", messages=user()))
         assert "selfhosted-load-watcher" not in {t.name for t in threading.enumerate()}
+
+
+@pytest.mark.timeout(20)
+def test_a_server_that_never_answers_times_the_read_out_and_leaves_no_count() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        silent = Config(
+            endpoints=[{"url": f"http://127.0.0.1:{port}", "id": "tiny"}],
+            routing={"load_signals": "auto", "load_interval": 0.05},
+        )
+        router = Router(silent)
+        router.observed(0, 9)
+        watcher = LoadWatcher(silent, router, [RequestHeaders.of(silent.endpoints[0])])
+        # The connection is accepted (the backlog holds it) and never answered: only the
+        # read's own timeout can end it.
+        watcher.read_all()
+        watcher.stop()
+    assert router.stats()[0].server_load is None

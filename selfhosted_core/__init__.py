@@ -42,7 +42,7 @@ from selfhosted_core.errors import (
 )
 from selfhosted_core.profiles import ServerKind, ServerProfile
 from selfhosted_core.provider import Provider
-from selfhosted_core.routing import CircuitState, EndpointStats
+from selfhosted_core.routing import CircuitState, EndpointStats, affinity_name
 from selfhosted_core.streams import AsyncChatStream, ChatStream
 from selfhosted_core.types import (
     SERVER_SAMPLING,
@@ -122,6 +122,7 @@ __all__ = [
     "ToolCallChunk",
     "UnknownModelError",
     "Usage",
+    "affinity_name",
 ]
 
 # A library's logger: silent until the application configures logging (Python's own advice for

@@ -23,7 +23,7 @@ from selfhosted_core.types import ChatRequest, Message
 __all__ = ["Rendezvous", "named_key", "prefix_key", "request_key"]
 
 _DIGEST = 16
-_SPAN = float(2**64)
+_SPAN = float(2**53)
 
 
 def named_key(name: str) -> bytes:
@@ -39,7 +39,7 @@ def prefix_key(messages: Sequence[Message], tool_names: Sequence[str], *, limit:
     """
     digest = hashlib.blake2b(b"prefix\0", digest_size=_DIGEST)
     left = limit
-    for piece in _leading(messages, tool_names):
+    for piece in _leading(messages, tool_names, limit):
         taken = piece[:left]
         digest.update(_utf8(taken))
         left -= len(taken)
@@ -75,31 +75,48 @@ class Rendezvous:
     def order(self, key: bytes) -> list[int]:
         """Indices into `names`, the key's first choice first."""
         scores = [
-            -weight / math.log((int.from_bytes(_draw(key + name).digest(), "big") + 0.5) / _SPAN)
+            -weight
+            / math.log(((int.from_bytes(_draw(key + name).digest(), "big") >> 11) + 0.5) / _SPAN)
             for name, weight in zip(self._names, self._weights, strict=True)
         ]
         return sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
 
 
 def _draw(data: bytes) -> hashlib.blake2b:
-    # `u` strictly inside (0, 1) from 64 bits of it, so -weight / ln(u) is finite and positive.
+    # `u` from the top 53 bits (what a float holds exactly), strictly inside (0, 1), so that
+    # -weight / ln(u) is finite and positive for every key.
     return hashlib.blake2b(data, digest_size=8)
 
 
-def _leading(messages: Sequence[Message], tool_names: Sequence[str]) -> Iterator[str]:
+def _leading(messages: Sequence[Message], tool_names: Sequence[str], limit: int) -> Iterator[str]:
+    """The prefix's pieces; each text is cut to what the limit leaves, before it is joined."""
+    left = limit
     if tool_names:
-        yield "tools\0" + "\0".join(tool_names) + "\1"
+        piece = "tools\0" + "\0".join(tool_names) + "\1"
+        left -= len(piece)
+        yield piece
     for message in messages:
-        yield f"{message.role}\0{_text(message)}\1"
+        if left <= 0:
+            return
+        text = _text(message, left)
+        left -= len(text) + len(message.role) + 2
+        yield f"{message.role}\0{text}\1"
         if message.role not in ("system", "developer"):
             return
 
 
-def _text(message: Message) -> str:
+def _text(message: Message, limit: int) -> str:
     content = message.content
     if content is None or isinstance(content, str):
-        return content or ""
-    return "".join(getattr(part, "text", "") for part in content)
+        return (content or "")[:limit]
+    texts = []
+    for part in content:
+        text = getattr(part, "text", "")[:limit]
+        texts.append(text)
+        limit -= len(text)
+        if limit <= 0:
+            break
+    return "".join(texts)
 
 
 def _utf8(text: str) -> bytes:

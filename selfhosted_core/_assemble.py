@@ -230,7 +230,7 @@ class Assembler:
             tool_calls=valid,
             invalid_tool_calls=invalid,
             finish_reason=self._finish,
-            usage=_repair.cached_from_timings(self._usage, self._timings),
+            usage=self._usage,
             endpoint=self._endpoint,
             server=self._server,
             system_fingerprint=first.system_fingerprint if first else None,
@@ -278,7 +278,9 @@ class Assembler:
             self._timings = _finite_timings(wire.timings)
         chunk_usage = None
         if wire.usage is not None:
-            chunk_usage = _repair.usage(wire.usage, self._token_modifier)
+            chunk_usage = _repair.cached_from_timings(
+                _repair.usage(wire.usage, self._token_modifier), self._timings
+            )
             if chunk_usage is not None:
                 self._usage = chunk_usage
         content = reasoning = ""

@@ -93,8 +93,10 @@ class ModelEndpoint(Validated):
             it. A non-streamed answer starts when it is complete, so allow for generation.
         idle_timeout: The longest silence while a response body is read, e.g. between two
             streamed tokens; unset, only `timeout` bounds it.
-        weight: Preference among replicas with equally many requests in flight: the higher
-            weight is chosen first, equal weights take turns (default 1).
+        weight: The replica's relative capacity (default 1). Under `least_in_flight`, the
+            higher weight is chosen among replicas with equally many requests in flight, equal
+            weights taking turns; under `affinity`, its share of the keys and of the load
+            bound.
         max_connections: The most connections open to this endpoint at once; more requests
             wait for one (within their timeout). llama-server serves each connection, idle
             kept-alive ones too, on one of max(`--parallel` + 2, cores - 1) HTTP threads, and
@@ -363,6 +365,10 @@ class ModelRouting(Validated):
         return None if value is None else _check_load_factor(value)
 
 
+_MIN_LOAD_INTERVAL = 0.05
+"""Twenty reads a second per server and process at most: a smaller interval only adds load."""
+
+
 def _check_prefix_chars(value: Any) -> Any:
     if isinstance(value, bool) or (isinstance(value, int) and value < 1):
         raise ValueError("must be an integer >= 1")
@@ -392,16 +398,18 @@ class RoutingPolicy(Validated):
         affinity_prefix_chars: How many characters of the leading prompt make the key when
             the request names none (about four per token).
         load_factor: The bound on affinity ("consistent hashing with bounded loads"): a
-            replica already serving more than `load_factor` times its share of the model's
-            requests in flight (rounded up) passes the request to the next one in the key's
-            order. 1 balances strictly; higher keeps more requests on their cache.
+            replica may hold ceil(`load_factor` x (requests in flight + 1) x its weight / the
+            usable replicas' weight) requests, the new one included; a key whose first
+            replica is at its bound goes to the next in its order. 1 balances strictly;
+            higher keeps more requests on their cache.
         load_signals: `auto` reads each server's own count of requests running and waiting
-            (llama-server `/slots`, vLLM and SGLang `/metrics`) in a background thread
-            every `load_interval`, so requests that other processes sent count too; a
-            signal fresher than the provider's own count replaces it. `off` (the default)
-            counts this provider's requests only. A probe that fails or is slow never
-            delays a request: the count then is the provider's own.
-        load_interval: Seconds between two reads of a server's load.
+            (llama-server `/metrics` or `/slots`, vLLM and SGLang `/metrics`), one background
+            thread per endpoint, every `load_interval`, so requests that other processes
+            sent count too: a fresh report counts as the replica's load when it is larger
+            than the provider's own count. `off` (the default) counts this provider's
+            requests only. A read that fails or is slow never delays a request: the count
+            then is the provider's own.
+        load_interval: Seconds between two reads of a server's load (at least 0.05).
         models: Per model id, choices that replace the ones above for that model only.
         max_attempts: Sends per request at most, the first included. A request is resent only
             when no byte of an answer arrived (connection refused or reset, 429, 502, 503),
@@ -467,8 +475,8 @@ class RoutingPolicy(Validated):
     @field_validator("load_interval")
     @classmethod
     def _check_interval(cls, value: float) -> float:
-        if not (value > 0 and math.isfinite(value)):
-            raise ValueError("must be a finite number of seconds > 0")
+        if not (value >= _MIN_LOAD_INTERVAL and math.isfinite(value)):
+            raise ValueError(f"must be a finite number of seconds >= {_MIN_LOAD_INTERVAL}")
         return value
 
     def for_model(self, model: str) -> RoutingPolicy:

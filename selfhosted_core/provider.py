@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import weakref
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, NoReturn, TypeVar
@@ -97,6 +98,9 @@ class Provider:
             self._watcher = LoadWatcher(
                 self.config, self._router, self._headers, transport=transport
             )
+            # A provider dropped without `close()` (a model object, a notebook cell) must not
+            # leave its threads polling the servers.
+            weakref.finalize(self, self._watcher.stop, wait=False)
 
     def __repr__(self) -> str:
         return f"Provider(provider_id={self.provider_id!r}, models={self.config.model_ids!r})"
@@ -253,7 +257,10 @@ class Provider:
         raise NotSupportedError("file deletion is not supported by self-hosted inference servers")
 
     def close(self) -> None:
-        """Close the sync connection pools, and stop reading the servers' load."""
+        """Close the sync connection pools, and stop reading the servers' load.
+
+        The provider stays usable: a later call opens new connections (and reads again).
+        """
         if self._watcher is not None:
             self._watcher.stop()
         self._pools.close()
@@ -261,7 +268,10 @@ class Provider:
     async def aclose(self) -> None:
         """Close the async pools of the running event loop, and the sync pools."""
         await self._async_pools.aclose()
-        self.close()
+        if self._watcher is not None:
+            # Not waited for: a read in flight would block the event loop until it ends.
+            self._watcher.stop(wait=False)
+        self._pools.close()
 
     def __enter__(self) -> Provider:
         return self
@@ -297,9 +307,9 @@ class Provider:
         replica could serve fails before any I/O.
         """
         replicas = self.config.replicas(model)
-        if self._watcher is not None and not self._watcher.started:
-            # Started by the first request, not by the constructor: a provider that is
-            # configured and never used (a notebook cell, a test) runs no thread.
+        if self._watcher is not None and not self._watcher.running:
+            # Started by the first request (again after `close()`), not by the constructor:
+            # a provider that is configured and never used runs no thread.
             self._watcher.start()
         if intent is None:
             return Call(self._router, self.config.routing, replicas, model=model, needs=needs)

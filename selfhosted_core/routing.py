@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from selfhosted_core._affinity import Rendezvous
@@ -36,7 +36,7 @@ from selfhosted_core.errors import (
     UnknownModelError,
 )
 
-__all__ = ["CircuitState", "EndpointStats", "Pick", "Router"]
+__all__ = ["CircuitState", "EndpointStats", "Pick", "Router", "affinity_name"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,10 +57,11 @@ class EndpointStats:
         latency_p50: Median seconds of its latest successful requests (up to 1,024).
         latency_p95: 95th percentile of the same.
         latency_p99: 99th percentile of the same.
-        affinity_hits: Requests with an affinity key that this endpoint, the key's first
-            choice, served (their first attempt).
-        affinity_spills: Requests whose key's first choice this endpoint was, sent to another
-            replica because it was over its load bound, resting or ejected.
+        affinity_hits: Requests with an affinity key whose first attempt was sent here, their
+            key's first choice.
+        affinity_spills: Requests whose key's first choice this endpoint was, whose first
+            attempt was sent to another replica because this one was at its load bound,
+            resting or ejected.
         prompt_tokens: Prompt tokens of the answers it gave, as its server reported them.
         cached_prompt_tokens: Of those, the ones its server took from its prompt cache
             (`usage.prompt_tokens_details.cached_tokens`); their share is its cache hit rate.
@@ -81,11 +82,11 @@ class EndpointStats:
     latency_p50: float | None
     latency_p95: float | None
     latency_p99: float | None
-    affinity_hits: int
-    affinity_spills: int
-    prompt_tokens: int
-    cached_prompt_tokens: int
-    server_load: int | None
+    affinity_hits: int = 0
+    affinity_spills: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    server_load: int | None = None
 
 
 @dataclass(slots=True)
@@ -176,7 +177,7 @@ class Router:
         prefer: int | None = None,
         strict: bool = False,
         not_before: Mapping[int, float] | None = None,
-        key: bytes | None = None,
+        order: Sequence[int] | None = None,
         first: bool = True,
     ) -> Pick:
         """Choose the endpoint for the next attempt and count it in flight there.
@@ -186,9 +187,9 @@ class Router:
         the replicas are chosen among as usual. With `strict`, `prefer` is chosen whatever
         its state: the caller asked for that replica and no other. `not_before` holds, per
         slot, the earliest time this request may use it again (its own backoff after a
-        failure there). `key` is the request's affinity key, given under the `affinity`
-        strategy; `first` says this is the request's first attempt, whose choice counts in
-        the affinity hits and spills.
+        failure there). `order` is the request's affinity order (`affinity_order`), given
+        under the `affinity` strategy; `first` says this is the request's first attempt,
+        whose choice counts in the affinity hits and spills.
 
         Raises:
             EndpointConnectionError: Every replica is ejected by its circuit breaker; the
@@ -214,12 +215,20 @@ class Router:
             }
             soonest = max(now, min(ready_at.values()))
             usable = [slot for slot in slots if ready_at[slot] <= soonest]
-            if key is None:
+            if order is None:
                 slot = self._preferred(model, usable, now)
             else:
-                slot = self._affine(model, key, usable, now, first=first)
+                slot = self._affine(model, order, usable, now, first=first)
             self._circuits[slot].begin(now)
             return Pick(slot, max(0.0, ready_at[slot] - now))
+
+    def affinity_order(self, model: str, key: bytes) -> tuple[int, ...]:
+        """`model`'s slots in `key`'s rendezvous order, its first choice first.
+
+        Pure (the rings never change), so it is computed outside the lock, once per request.
+        """
+        pool = self._pools[model]
+        return tuple(pool[index] for index in self._rings[model].order(key))
 
     def slot_named(self, model: str, name: str) -> int:
         """The slot of `model`'s replica named `name`: its URL (with or without `/v1`) or label.
@@ -282,6 +291,10 @@ class Router:
         with self._lock:
             self._circuits[slot].probed(self._clock(), healthy=healthy, loading=loading)
 
+    def forked(self) -> None:
+        """In a child process after `fork`: the lock may have been held by a parent's thread."""
+        self._lock = threading.Lock()
+
     def stats(self) -> list[EndpointStats]:
         """A snapshot of every endpoint, in configuration order."""
         with self._lock:
@@ -338,35 +351,35 @@ class Router:
         self._turns[model] = turn + 1
         return tied[turn % len(tied)]
 
-    def _affine(self, model: str, key: bytes, usable: list[int], now: float, *, first: bool) -> int:
-        """The first replica in `key`'s order within its load bound."""
+    def _affine(
+        self, model: str, order: Sequence[int], usable: list[int], now: float, *, first: bool
+    ) -> int:
+        """The first replica in the key's `order` within its load bound.
+
+        A replica may hold ceil(factor x (load + 1) x weight / usable weight) requests, this
+        one included. The bounds add up to at least factor x (load + 1), more than the load,
+        so some usable replica is always within its bound.
+        """
         endpoints = self._config.endpoints
-        pool = self._pools[model]
-        order = self._rings[model].order(key)
         if self._watching[model]:
             loads = {slot: self._load(slot, now) for slot in usable}
         else:
             loads = {slot: self._circuits[slot].in_flight for slot in usable}
-        # The pool's load with this request, shared by weight and stretched by the factor.
         bound = self._policies[model].load_factor * (sum(loads.values()) + 1)
         weights = sum(endpoints[slot].weight for slot in usable)
-        home = pool[order[0]]
-        chosen = None
-        for index in order:
-            slot = pool[index]
+        for slot in order:
             load = loads.get(slot)
             if load is not None and load < math.ceil(bound * endpoints[slot].weight / weights):
-                chosen = slot
                 break
-        if chosen is None:
-            # Weights can leave every bound below one more request; the least loaded takes it.
-            chosen = self._preferred(model, usable, now)
+        else:
+            raise AssertionError("bounded loads always leave one usable replica within bounds")
         if first:
-            if chosen == home:
-                self._tallies[home].hits += 1
+            home = self._tallies[order[0]]
+            if slot == order[0]:
+                home.hits += 1
             else:
-                self._tallies[home].spills += 1
-        return chosen
+                home.spills += 1
+        return slot
 
     def _load(self, slot: int, now: float) -> int:
         """Requests in flight on `slot`, or its server's fresh report when that is larger."""
@@ -393,6 +406,22 @@ class Router:
             model=model,
             endpoint=endpoints[slots[0]].display_name if len(slots) == 1 else None,
         )
+
+
+def affinity_name(value: object) -> str | None:
+    """A conversation id found in a framework's run data, as an affinity name; None if unusable.
+
+    A non-empty string or an integer (not a bool) names a conversation; anything else (None,
+    "", True, a mapping) is ignored, since run data an integration merely reads is not the
+    caller's request. A caller's own `ChatRequest.affinity` is checked strictly instead.
+
+    Example:
+        >>> affinity_name(42), affinity_name(""), affinity_name(True)
+        ('42', None, None)
+    """
+    if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
+        return str(value)
+    return None
 
 
 def _describe(error: BaseException) -> str:

@@ -13,7 +13,13 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables.config import var_child_runnable_config
 
 from langchain_selfhosted._messages import to_core_messages
-from selfhosted_core import SERVER_SAMPLING, ChatRequest, InvalidRequestError, ResponseFormat
+from selfhosted_core import (
+    SERVER_SAMPLING,
+    ChatRequest,
+    InvalidRequestError,
+    ResponseFormat,
+    affinity_name,
+)
 from selfhosted_core.openai_input import (
     response_format_from_openai,
     tool_choice_from_openai,
@@ -131,9 +137,9 @@ def run_affinity(metadata: Mapping[str, Any] | None) -> str | None:
         sources.append(metadata)
     for source in sources:
         for name in _AFFINITY_NAMES:
-            value = source.get(name)
-            if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
-                return str(value)
+            named = affinity_name(source.get(name))
+            if named is not None:
+                return named
     return None
 
 

@@ -15,12 +15,15 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from litellm.litellm_core_utils.provider_affinity import get_caller_session_id
+
 from selfhosted_core import (
     SERVER_SAMPLING,
     ChatRequest,
     EmbeddingRequest,
     InvalidRequestError,
     NotSupportedError,
+    affinity_name,
 )
 from selfhosted_core.openai_input import (
     messages_from_openai,
@@ -130,20 +133,20 @@ def chat_request(
 def call_affinity(optional_params: Mapping[str, Any], litellm_params: Any) -> str | None:
     """What a LiteLLM call belongs to, for affinity routing; None when it names nothing.
 
-    In this order: an `affinity=` argument; LiteLLM's `litellm_session_id`; `metadata`'s
-    `session_id` or `thread_id`. (LiteLLM 1.110 does not hand the OpenAI `user` to a custom
-    provider; it keeps it for its own logging.)
+    An `affinity=` argument; else the conversation LiteLLM itself recognises as the caller's
+    (`get_caller_session_id`: `session_id`, `litellm_session_id`, `metadata.session_id`, but
+    never a session id the proxy generated for the request, `missing_session_id: generate`,
+    nor a trace id promoted to one, which differ per request); else `metadata.thread_id`.
+    LiteLLM 1.110 does not hand the OpenAI `user` to a custom provider, so it cannot name one.
     """
-    given = [optional_params.get("affinity")]
-    if isinstance(litellm_params, Mapping):
-        given.append(litellm_params.get("litellm_session_id"))
-        metadata = litellm_params.get("metadata")
-        if isinstance(metadata, Mapping):
-            given += [metadata.get("session_id"), metadata.get("thread_id")]
-    for value in given:
-        if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
-            return str(value)
-    return None
+    named = affinity_name(optional_params.get("affinity"))
+    if named is not None or not isinstance(litellm_params, Mapping):
+        return named
+    named = affinity_name(get_caller_session_id(litellm_params))
+    if named is not None:
+        return named
+    metadata = litellm_params.get("metadata")
+    return affinity_name(metadata.get("thread_id")) if isinstance(metadata, Mapping) else None
 
 
 def embedding_request(

@@ -21,7 +21,7 @@ from selfhosted_core import (
     RoutingStrategy,
 )
 from selfhosted_core._affinity import Rendezvous, named_key
-from selfhosted_core.routing import Router
+from selfhosted_core.routing import Pick, Router
 from tests.core import payloads
 
 CHAT = frozenset({Capability.CHAT})
@@ -45,6 +45,11 @@ def home_of(key: bytes, *, weights: list[float] | None = None) -> list[int]:
     return Rendezvous(urls, weights or [1.0] * len(HOSTS)).order(key)
 
 
+def keyed(router: Router, key: bytes, *, first: bool = True) -> Pick:
+    """Pick for a request with `key`, as a `Call` asks for it."""
+    return router.pick("tiny", CHAT, order=router.affinity_order("tiny", key), first=first)
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 100.0
@@ -57,7 +62,7 @@ def test_a_key_goes_to_its_first_replica_every_time() -> None:
     router = Router(config())
     key = named_key("session-1")
     for _ in range(5):
-        slot = router.pick("tiny", CHAT, key=key).slot
+        slot = keyed(router, key).slot
         router.succeeded(slot, latency=0.1)
         assert slot == home_of(key)[0]
     stats = router.stats()
@@ -72,20 +77,20 @@ def test_an_overloaded_first_replica_spills_to_the_second_and_takes_the_key_back
     key = named_key("session-1")
     first, second, _ = home_of(key)
     # With three replicas and factor 1, a replica may hold ceil((load + 1) / 3) requests.
-    held = router.pick("tiny", CHAT, key=key).slot
+    held = keyed(router, key).slot
     assert held == first
-    spilled = router.pick("tiny", CHAT, key=key).slot
+    spilled = keyed(router, key).slot
     assert spilled == second
     assert router.stats()[first].affinity_spills == 1
     router.succeeded(held, latency=0.1)
     router.succeeded(spilled, latency=0.1)
-    assert router.pick("tiny", CHAT, key=key).slot == first
+    assert keyed(router, key).slot == first
 
 
 def test_a_higher_load_factor_keeps_more_requests_on_the_first_replica() -> None:
     router = Router(config({"load_factor": 2.0}))
     key = named_key("session-1")
-    slots = [router.pick("tiny", CHAT, key=key).slot for _ in range(4)]
+    slots = [keyed(router, key).slot for _ in range(4)]
     # ceil(2 * (n + 1) / 3) for n = 0..3 in flight: 1, 2, 2, 3 -> the third spills.
     first, second, _ = home_of(key)
     assert slots == [first, first, second, first]
@@ -96,14 +101,14 @@ def test_an_ejected_first_replica_hands_its_keys_to_the_second() -> None:
     key = named_key("session-1")
     first, second, _ = home_of(key)
     router.failed(router.pick("tiny", CHAT, prefer=first, strict=True).slot, OSError("down"))
-    assert router.pick("tiny", CHAT, key=key).slot == second
+    assert keyed(router, key).slot == second
     assert router.stats()[first].affinity_spills == 1
 
 
 def test_a_retry_is_not_counted_as_a_hit_or_a_spill() -> None:
     router = Router(config())
     key = named_key("session-1")
-    router.pick("tiny", CHAT, key=key, first=False)
+    keyed(router, key, first=False)
     assert sum(entry.affinity_hits + entry.affinity_spills for entry in router.stats()) == 0
 
 
@@ -114,10 +119,10 @@ def test_a_fresh_server_report_counts_as_its_load_and_a_stale_one_does_not() -> 
     first, second, _ = home_of(key)
     router.observed(first, 5)  # busy with other processes' requests
     assert router.stats()[first].server_load == 5
-    assert router.pick("tiny", CHAT, key=key).slot == second
+    assert keyed(router, key).slot == second
     clock.now += 4 * 0.5 + 0.01  # older than four load intervals
     assert router.stats()[first].server_load is None
-    assert router.pick("tiny", CHAT, key=key).slot == first
+    assert keyed(router, key).slot == first
 
 
 def test_a_report_counts_under_least_in_flight_too() -> None:
@@ -142,7 +147,7 @@ def test_weights_scale_each_replicas_bound() -> None:
         k for k in (named_key(f"s{n}") for n in range(100)) if home_of(k, weights=weights)[0] == 2
     )
     # Weight 4 of 6: ceil(4 * (n + 1) / 6) requests for n in flight: 1, 2, 2, 3 ...
-    slots = [router.pick("tiny", CHAT, key=key).slot for _ in range(3)]
+    slots = [keyed(router, key).slot for _ in range(3)]
     assert slots[:2] == [2, 2]
     assert slots[2] != 2
 
@@ -175,7 +180,7 @@ def test_a_per_model_choice_must_name_a_configured_model() -> None:
     [
         ("load_factor", 0.5, "must be a finite number >= 1"),
         ("affinity_prefix_chars", 0, "must be an integer >= 1"),
-        ("load_interval", 0, "must be a finite number of seconds > 0"),
+        ("load_interval", 0.01, "must be a finite number of seconds >= 0.05"),
         ("strategy", "random", "least_in_flight"),
     ],
 )
@@ -250,19 +255,17 @@ def test_stats_count_the_prompt_tokens_the_server_took_from_its_cache() -> None:
 
 
 def test_a_stream_reports_its_cached_tokens_too() -> None:
-    def handle(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(
-            200, content=payloads.LLAMA_STREAM, headers={"content-type": "text/event-stream"}
-        )
+    # The llama-server stream's closing chunk, its cache reuse in `timings.cache_n`.
+    body = payloads.LLAMA_STREAM.replace(b'"cache_n":0', b'"cache_n":6')
 
-    cfg = config()
-    with Provider(cfg, transport=httpx2.MockTransport(handle)) as provider:
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    with Provider(config(), transport=httpx2.MockTransport(handle)) as provider:
         with provider.stream(ChatRequest(model="tiny", messages=turns("A", 1)[0])) as stream:
             final = stream.final_response()
         served = next(entry for entry in provider.stats() if entry.endpoint == final.endpoint)
-    assert final.usage is not None
-    assert served.prompt_tokens == final.usage.prompt_tokens
-    assert served.affinity_hits == 1
+    assert (served.prompt_tokens, served.cached_prompt_tokens, served.affinity_hits) == (9, 6, 1)
 
 
 def test_an_affinity_that_is_not_a_string_is_refused_by_name() -> None:

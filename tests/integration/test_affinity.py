@@ -109,16 +109,19 @@ def test_load_signals_see_a_request_running_on_the_server(
         done = threading.Event()
 
         def generate(server: LlamaServer) -> None:
-            httpx2.post(
-                f"{server.url}/v1/chat/completions",
-                json={
-                    "model": "tiny",
-                    "messages": [{"role": "user", "content": "Go on."}],
-                    "max_tokens": 1500,
-                    "ignore_eos": True,
-                },
-                timeout=60,
-            )
+            # Long generations, one after another, until both counts were seen (or 30 s).
+            deadline = time.monotonic() + 30
+            while not done.is_set() and time.monotonic() < deadline:
+                httpx2.post(
+                    f"{server.url}/v1/chat/completions",
+                    json={
+                        "model": "tiny",
+                        "messages": [{"role": "user", "content": "Go on."}],
+                        "max_tokens": 1800,
+                        "ignore_eos": True,
+                    },
+                    timeout=60,
+                )
 
         workers = [threading.Thread(target=generate, args=(s,)) for s in affinity_replicas]
         for worker in workers:
@@ -131,6 +134,7 @@ def test_load_signals_see_a_request_running_on_the_server(
                     done.set()
                 time.sleep(0.01)
         finally:
+            done.set()
             for worker in workers:
                 worker.join()
     assert seen["replica-a"] >= 1, "read from llamacpp:requests_processing"

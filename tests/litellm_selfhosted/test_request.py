@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from litellm.constants import SESSION_ID_FROM_TRACE_ID_PARAM_KEY, SESSION_ID_GENERATED_METADATA_KEY
 
 from litellm_selfhosted._request import (
     call_affinity,
@@ -308,13 +309,21 @@ def test_logit_bias_goes_to_the_server() -> None:
 @pytest.mark.parametrize(
     ("optional", "litellm_params", "expected"),
     [
-        ({"affinity": "a1", "user": "u1"}, {"litellm_session_id": "ls1"}, "a1"),
-        ({"user": "u1"}, {"litellm_session_id": "ls1", "metadata": {"session_id": "s1"}}, "ls1"),
-        ({"user": "u1"}, {"metadata": {"session_id": "s1", "thread_id": "t1"}}, "s1"),
-        ({"user": "u1"}, {"metadata": {"thread_id": 42}}, "42"),
+        ({"affinity": "a1"}, {"litellm_session_id": "ls1"}, "a1"),
+        ({}, {"litellm_session_id": "ls1", "metadata": {"session_id": "s1"}}, "ls1"),
+        ({}, {"metadata": {"session_id": "s1", "thread_id": "t1"}}, "s1"),
+        ({}, {"metadata": {"thread_id": 42}}, "42"),
         ({"user": "u1"}, {"metadata": None}, None),
         ({}, None, None),
-        ({"affinity": ""}, {"metadata": {"session_id": True}}, None),
+        ({"affinity": ""}, {"metadata": {"thread_id": True}}, None),
+        # What the proxy makes per request (`missing_session_id: generate`, a trace id
+        # promoted to a session): never a conversation.
+        (
+            {},
+            {"litellm_session_id": "uuid-1", "metadata": {SESSION_ID_GENERATED_METADATA_KEY: True}},
+            None,
+        ),
+        ({}, {"litellm_session_id": "trace-1", SESSION_ID_FROM_TRACE_ID_PARAM_KEY: True}, None),
     ],
 )
 def test_the_call_names_its_affinity_by_argument_session_or_metadata(

@@ -138,7 +138,7 @@ class Router:
         for index, endpoint in enumerate(config.endpoints):
             for name in endpoint.names:
                 self._names.setdefault((endpoint.id, name), index)
-        self._circuits = [Circuit(config.routing) for _ in config.endpoints]
+        self._circuits = [Circuit(config.routing, e.display_name) for e in config.endpoints]
         self._policies = {model: config.routing.for_model(model) for model in self._pools}
         self._rings = {
             model: Rendezvous(
@@ -229,6 +229,10 @@ class Router:
         """
         pool = self._pools[model]
         return tuple(pool[index] for index in self._rings[model].order(key))
+
+    def label(self, slot: int) -> str:
+        """The label of the endpoint in `slot` (`display_name`)."""
+        return self._circuits[slot].label
 
     def slot_named(self, model: str, name: str) -> int:
         """The slot of `model`'s replica named `name`: its URL (with or without `/v1`) or label.

@@ -1,15 +1,18 @@
-"""`check`, `models`, `chat` and `embed`: the configured endpoints, through the core `Provider`."""
+"""`check`, `models`, `stats`, `chat`, `embed`: the configured endpoints, through `Provider`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from rich.live import Live
+from rich.table import Table
 from rich.text import Text
 
 from selfhosted_cli._terminal import CommandError, Terminal
@@ -19,6 +22,7 @@ from selfhosted_cli._views import (
     health_table,
     models_table,
     similarity_table,
+    stats_table,
     usage_line,
 )
 from selfhosted_core import (
@@ -36,7 +40,7 @@ from selfhosted_core import (
 )
 from selfhosted_core._status import endpoint_secrets
 
-__all__ = ["chat", "check", "embed", "load_config", "models", "run_dir"]
+__all__ = ["chat", "check", "embed", "load_config", "models", "run_dir", "stats"]
 
 _FAILING = (HealthStatus.DOWN, HealthStatus.UNAUTHORIZED)
 
@@ -104,6 +108,38 @@ def _configured(args: argparse.Namespace, term: Terminal) -> Config:
 async def _health(config: Config, timeout: float) -> HealthReport:
     async with Provider(config) as provider:
         return await provider.ahealth(timeout=timeout)
+
+
+def stats(args: argparse.Namespace, term: Terminal) -> int:
+    """Show every endpoint's stats live, health-checking them every `--interval` seconds.
+
+    `--count N` stops after N checks (1: print the table once); Ctrl-C stops it cleanly.
+    """
+    config = _configured(args, term)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_watch(config, args, term))
+    return 0
+
+
+async def _watch(config: Config, args: argparse.Namespace, term: Terminal) -> None:
+    async with Provider(config) as provider:
+
+        async def table() -> Table:
+            report = await provider.ahealth(timeout=args.timeout)
+            shown = [
+                replace(entry, last_error=term.redact(entry.last_error))
+                if entry.last_error
+                else entry
+                for entry in provider.stats()
+            ]
+            return stats_table(shown, report)
+
+        checks = 1
+        with Live(await table(), console=term.out, auto_refresh=False) as live:
+            while args.count is None or checks < args.count:
+                await asyncio.sleep(args.interval)
+                live.update(await table(), refresh=True)
+                checks += 1
 
 
 def models(args: argparse.Namespace, term: Terminal) -> int:

@@ -17,6 +17,7 @@ PUBLIC_MODULES = [
     "selfhosted_core.errors",
     "selfhosted_core.openai_input",
     "selfhosted_core.profiles",
+    "selfhosted_core.prometheus",
     "selfhosted_core.provider",
     "selfhosted_core.routing",
     "selfhosted_core.streams",
@@ -40,9 +41,11 @@ def test_all_is_sorted_and_resolves(name: str) -> None:
 
 
 MODULE_ONLY = {
+    "CONTENT_TYPE",
     "PROFILES",
     "Pick",
     "Router",
+    "StatsSource",
     "detect_server_kind",
     "messages_from_openai",
     "profile_for",

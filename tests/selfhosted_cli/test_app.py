@@ -64,6 +64,23 @@ def test_models_lists_replicas_without_io(endpoints: Path) -> None:
     assert SECRET not in run.out + run.err
 
 
+def test_stats_once_shows_every_endpoint_checked_down_and_ejected(endpoints: Path) -> None:
+    run = Run()
+    assert run("stats", "-c", str(endpoints), "--count", "1", "--timeout", "1") == 0
+    rows = [line for line in run.out.splitlines() if "│ tiny" in line or "│ minilm" in line]
+    assert len(rows) == 3
+    assert all("down" in row and "open" in row for row in rows)
+    assert SECRET not in run.out + run.err
+
+
+def test_stats_refreshes_as_often_as_asked(endpoints: Path) -> None:
+    run = Run()
+    argv = ("stats", "-c", str(endpoints), "--count", "2", "--interval", "0.01")
+    assert run(*argv, "--timeout", "1") == 0
+    assert "endpoint stats" in run.out
+    assert SECRET not in run.out + run.err
+
+
 def test_models_json(endpoints: Path) -> None:
     run = Run()
     assert run("models", "-c", str(endpoints), "--json") == 0

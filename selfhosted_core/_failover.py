@@ -28,6 +28,7 @@ from contextlib import contextmanager
 
 import httpx2
 
+from selfhosted_core._telemetry import Observation
 from selfhosted_core.config import Capability, ModelEndpoint, RoutingPolicy
 from selfhosted_core.errors import (
     APIStatusError,
@@ -102,6 +103,7 @@ class Call:
         record: Whether outcomes count in the router's state (a health check's do not: its
             verdict reaches the router as a probe).
         key: The request's affinity key under the `affinity` strategy (see `_affinity`).
+        observation: The call's OpenTelemetry span, when the application set OTel up.
         clock: Monotonic seconds.
     """
 
@@ -120,6 +122,7 @@ class Call:
         timeout: float | None = None,
         record: bool = True,
         key: bytes | None = None,
+        observation: Observation | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         router.check(model, needs)
@@ -133,6 +136,7 @@ class Call:
         self._unsafe = policy.resend_unsafe if resend_unsafe is None else resend_unsafe
         self._record_outcomes = record
         self._order = None if key is None else router.affinity_order(model, key)
+        self.observation = observation
         self._clock = clock
         budget = timeout if timeout is not None else max(e.timeout for e in replicas)
         self._timeout = timeout
@@ -190,6 +194,8 @@ class Call:
             raise EndpointTimeoutError(
                 f"no replica of {self._model!r} is ready within the timeout", model=self._model
             )
+        if self._order is not None and self._counted == 0 and self.observation is not None:
+            self.observation.routed(hit=pick.slot == self._order[0])
         if again is None:
             self._counted += 1
         self._started = now + pick.wait
@@ -239,7 +245,7 @@ class Call:
         Giving up lists every send in `error.attempts`.
         """
         self._sent.append((error.endpoint or "", error))
-        self._ended(slot, outcome_of(error))
+        self._ended(slot, error)
         if not self._record_outcomes:
             error.attempts = self.attempts
             return False
@@ -279,7 +285,7 @@ class Call:
             yield
         except SelfHostedError as exc:
             self._sent.append((exc.endpoint or "", exc))
-            self._ended(slot, outcome_of(exc))
+            self._ended(slot, exc)
             if self._record_outcomes:
                 self._record(slot, exc)
             exc.attempts = self.attempts
@@ -289,17 +295,29 @@ class Call:
             raise
         self.succeeded(slot)
 
-    def _ended(self, slot: int, outcome: str) -> None:
-        """The attempt on `slot` ended in `outcome` ("ok", "abandoned", an error's)."""
-        if _log.isEnabledFor(logging.DEBUG):
+    def _ended(self, slot: int, result: SelfHostedError | str) -> None:
+        """The attempt on `slot` ended in `result` ("ok", "abandoned", or an error)."""
+        debug = _log.isEnabledFor(logging.DEBUG)
+        if not debug and self.observation is None:
+            return
+        seconds = self._clock() - self._started
+        if isinstance(result, str):
+            outcome, status, shown = result, None, result
+        else:
+            outcome, shown = type(result).__name__, outcome_of(result)
+            status = result.status_code if isinstance(result, APIStatusError) else None
+        if debug:
             _log.debug(
                 "%s: attempt %d on %s: %s in %.1f ms",
                 self._model,
                 self._number,
                 self._router.label(slot),
-                outcome,
-                (self._clock() - self._started) * 1000,
+                shown,
+                seconds * 1000,
             )
+        if self.observation is not None:
+            endpoint = self._router.endpoint(slot)
+            self.observation.attempt(endpoint, self._number, outcome, status, seconds)
 
     def _record(self, slot: int, error: SelfHostedError) -> None:
         if isinstance(error, RateLimitError):

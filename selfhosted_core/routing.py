@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from selfhosted_core._affinity import Rendezvous
 from selfhosted_core._circuit import Circuit, CircuitState
-from selfhosted_core.config import Capability, Config, LoadSignals, RoutingPolicy
+from selfhosted_core.config import Capability, Config, LoadSignals, ModelEndpoint, RoutingPolicy
 from selfhosted_core.errors import (
     CapabilityError,
     EndpointConnectionError,
@@ -229,6 +229,10 @@ class Router:
         """
         pool = self._pools[model]
         return tuple(pool[index] for index in self._rings[model].order(key))
+
+    def endpoint(self, slot: int) -> ModelEndpoint:
+        """The endpoint in `slot`."""
+        return self._config.endpoints[slot]
 
     def label(self, slot: int) -> str:
         """The label of the endpoint in `slot` (`display_name`)."""

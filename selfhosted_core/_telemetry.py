@@ -1,0 +1,277 @@
+"""OpenTelemetry, when the application set it up: a span per chat or embeddings call.
+
+Optional (`pip install 'selfhosted-llm[otel]'`) and free when unused: nothing is imported or
+made unless the application has imported `opentelemetry` and installed a tracer provider or a
+meter provider (an SDK's; the API's own proxy and no-op providers do not count). Then each call
+gets an `Observation`: the span `chat {model}` or `embeddings {model}` of kind CLIENT, named and
+attributed by the GenAI semantic conventions, with the library's own attributes under
+`selfhosted.`: the endpoint label and server kind that served, the number of attempts, the
+affinity outcome (`hit` or `spill`), and one `selfhosted.attempt` event per attempt (endpoint,
+outcome, status, seconds). Message content is recorded only when the application opts in with
+`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`; a key never is, nor an error's text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from selfhosted_core.config import ModelEndpoint
+from selfhosted_core.types import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Message,
+    TextPart,
+)
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, Tracer
+
+# The GenAI semantic conventions' names (checked against `opentelemetry-semantic-conventions`
+# by the tests; that package is not needed at run time).
+OPERATION = "gen_ai.operation.name"
+PROVIDER = "gen_ai.provider.name"
+REQUEST_MODEL = "gen_ai.request.model"
+REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+RESPONSE_MODEL = "gen_ai.response.model"
+FINISH_REASONS = "gen_ai.response.finish_reasons"
+FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
+INPUT_TOKENS = "gen_ai.usage.input_tokens"
+OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+CACHED_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+ERROR_TYPE = "error.type"
+STATUS_CODE = "http.response.status_code"
+# The library's own.
+ENDPOINT = "selfhosted.endpoint"
+SERVER = "selfhosted.server"
+ATTEMPTS = "selfhosted.attempts"
+AFFINITY = "selfhosted.affinity"
+ATTEMPT_EVENT = "selfhosted.attempt"
+ATTEMPT_NUMBER = "selfhosted.attempt.number"
+ATTEMPT_OUTCOME = "selfhosted.attempt.outcome"
+ATTEMPT_SECONDS = "selfhosted.attempt.duration"
+
+PROVIDER_NAME = "selfhosted"
+"""`gen_ai.provider.name`: the servers are the operator's own (LangSmith's `ls_provider` too)."""
+
+CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_CAPTURING = frozenset({"true", "span_only", "span_and_event"})
+
+R = TypeVar("R", ChatResponse, EmbeddingResponse)
+
+_kit: Kit | None = None
+
+
+class Kit:
+    """The tracer, made once the application has set OpenTelemetry up."""
+
+    def __init__(self) -> None:
+        from opentelemetry import trace  # noqa: PLC0415 - only once OTel is in use
+
+        from selfhosted_core import __name__ as package  # noqa: PLC0415
+
+        self.tracer: Tracer = trace.get_tracer(package)
+
+
+def kit() -> Kit | None:
+    """The instruments when OpenTelemetry is set up, else None (and nothing is imported)."""
+    global _kit  # noqa: PLW0603 - once set, a provider stays set for the process
+    if _kit is not None:
+        return _kit
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return None
+    metrics = sys.modules.get("opentelemetry.metrics")
+    providers = [trace.get_tracer_provider()]
+    if metrics is not None:
+        providers.append(metrics.get_meter_provider())
+    if not any(map(_installed, providers)):
+        return None
+    _kit = Kit()
+    return _kit
+
+
+def _installed(provider: object) -> bool:
+    """Whether `provider` is an SDK's: the API's own (proxy, no-op) live in its modules."""
+    module = type(provider).__module__
+    return not module.startswith(("opentelemetry.trace", "opentelemetry.metrics"))
+
+
+def observe(operation: str, request: ChatRequest | EmbeddingRequest) -> Observation | None:
+    """The observation of one call, or None while OpenTelemetry is not set up."""
+    instruments = kit()
+    return None if instruments is None else Observation(instruments, operation, request)
+
+
+class Observation:
+    """One call's span: opened when the call starts, attributed as it goes, ended once."""
+
+    def __init__(self, kit: Kit, operation: str, request: ChatRequest | EmbeddingRequest) -> None:
+        self._kit = kit
+        self._name = f"{operation} {request.model}"
+        attributes: dict[str, Any] = {
+            OPERATION: operation,
+            PROVIDER: PROVIDER_NAME,
+            REQUEST_MODEL: request.model,
+        }
+        self._messages: tuple[Message, ...] = ()
+        if isinstance(request, ChatRequest):
+            if request.max_tokens is not None:
+                attributes[REQUEST_MAX_TOKENS] = request.max_tokens
+            if request.temperature is not None:
+                attributes[REQUEST_TEMPERATURE] = request.temperature
+            if os.environ.get(CAPTURE_CONTENT, "").strip().lower() in _CAPTURING:
+                self._messages = tuple(request.messages)
+        self._attributes = attributes
+        self._span: Span | None = None
+        self._started = 0.0
+        self._first_chunk: float | None = None
+        self._endpoint: ModelEndpoint | None = None
+        self._attempts = 0
+        self._affinity: str | None = None
+
+    def start(self) -> Span:
+        """Open the span (a client span, not made current: see `current`)."""
+        from opentelemetry.trace import SpanKind  # noqa: PLC0415
+
+        self._span = self._kit.tracer.start_span(
+            self._name, kind=SpanKind.CLIENT, attributes=self._attributes
+        )
+        self._started = time.perf_counter()
+        if self._messages:
+            self._span.set_attribute(INPUT_MESSAGES, _messages_json(self._messages))
+        return self._span
+
+    @contextmanager
+    def current(self) -> Iterator[None]:
+        """Open the span and make it current while the call runs; end it with its outcome."""
+        from opentelemetry import trace  # noqa: PLC0415
+
+        span = self.start()
+        try:
+            with trace.use_span(span, record_exception=False, set_status_on_exception=False):
+                yield
+        except BaseException as exc:
+            self.failed(exc)
+            raise
+
+    def routed(self, *, hit: bool) -> None:
+        """The request's first attempt went to its affinity key's first choice, or not."""
+        self._affinity = "hit" if hit else "spill"
+
+    def attempt(
+        self, endpoint: ModelEndpoint, number: int, outcome: str, status: int | None, seconds: float
+    ) -> None:
+        """One attempt ended: an event on the span, and the endpoint the call is on."""
+        self._endpoint = endpoint
+        self._attempts = number
+        if self._span is None:
+            return
+        event: dict[str, Any] = {
+            ENDPOINT: endpoint.display_name,
+            ATTEMPT_NUMBER: number,
+            ATTEMPT_OUTCOME: outcome,
+            ATTEMPT_SECONDS: seconds,
+        }
+        if status is not None:
+            event[STATUS_CODE] = status
+        self._span.add_event(ATTEMPT_EVENT, event)
+
+    def first_chunk(self) -> None:
+        """A stream delivered its first chunk."""
+        if self._first_chunk is None:
+            self._first_chunk = time.perf_counter() - self._started
+
+    def answered(self, response: R) -> R:
+        """The call's answer: its attributes, then the span ends; returns `response`."""
+        attributes: dict[str, Any] = {}
+        if response.model:
+            attributes[RESPONSE_MODEL] = response.model
+        usage = response.usage
+        if usage is not None:
+            attributes[INPUT_TOKENS] = usage.prompt_tokens
+            if isinstance(response, ChatResponse):
+                attributes[OUTPUT_TOKENS] = usage.completion_tokens
+            if usage.cached_prompt_tokens is not None:
+                attributes[CACHED_INPUT_TOKENS] = usage.cached_prompt_tokens
+        if isinstance(response, ChatResponse):
+            if response.finish_reason:
+                attributes[FINISH_REASONS] = (response.finish_reason,)
+            attributes[SERVER] = response.server.value
+            if self._messages:
+                attributes[OUTPUT_MESSAGES] = _answer_json(response)
+        if self._first_chunk is not None:
+            attributes[FIRST_CHUNK] = self._first_chunk
+        self._end(attributes)
+        return response
+
+    def failed(self, error: BaseException) -> None:
+        """The call ended in `error`: its type (never its text), then the span ends."""
+        from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415
+
+        if self._span is not None:
+            self._span.set_status(Status(StatusCode.ERROR))
+        self._end({ERROR_TYPE: type(error).__name__})
+
+    def closed(self) -> None:
+        """The caller stopped reading a stream before its end: not an error."""
+        self._end({})
+
+    def _end(self, attributes: dict[str, Any]) -> None:
+        span = self._span
+        if span is None:
+            return
+        self._span = None
+        endpoint = self._endpoint
+        if endpoint is not None:
+            parts = urlsplit(endpoint.url)
+            attributes[ENDPOINT] = endpoint.display_name
+            if parts.hostname:
+                attributes[SERVER_ADDRESS] = parts.hostname
+            attributes[SERVER_PORT] = parts.port or (443 if parts.scheme == "https" else 80)
+        attributes[ATTEMPTS] = self._attempts
+        if self._affinity is not None:
+            attributes[AFFINITY] = self._affinity
+        span.set_attributes(attributes)
+        span.end()
+
+
+def _text(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list | tuple):
+        return "".join(part.text for part in content if isinstance(part, TextPart))
+    return ""
+
+
+def _messages_json(messages: tuple[Message, ...]) -> str:
+    """The conversation in the conventions' `gen_ai.input.messages` shape (opted in only)."""
+    return json.dumps(
+        [
+            {"role": m.role, "parts": [{"type": "text", "content": _text(m.content)}]}
+            for m in messages
+        ]
+    )
+
+
+def _answer_json(response: ChatResponse) -> str:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "parts": [{"type": "text", "content": response.content or ""}],
+    }
+    if response.finish_reason:
+        message["finish_reason"] = response.finish_reason
+    return json.dumps([message])

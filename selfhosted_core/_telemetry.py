@@ -1,4 +1,4 @@
-"""OpenTelemetry, when the application set it up: a span per chat or embeddings call.
+"""OpenTelemetry, when the application set it up: a span and metrics per chat or embeddings call.
 
 Optional (`pip install 'selfhosted-llm[otel]'`) and free when unused: nothing is imported or
 made unless the application has imported `opentelemetry` and installed a tracer provider or a
@@ -9,6 +9,12 @@ attributed by the GenAI semantic conventions, with the library's own attributes 
 affinity outcome (`hit` or `spill`), and one `selfhosted.attempt` event per attempt (endpoint,
 outcome, status, seconds). Message content is recorded only when the application opts in with
 `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`; a key never is, nor an error's text.
+
+Metrics, by the same conventions: the `gen_ai.client.operation.duration` and
+`gen_ai.client.token.usage` histograms (and `gen_ai.client.operation.time_to_first_chunk` for
+streams) with the standard attributes; and, from the first call on, two observable gauges over
+every live `Provider`'s endpoints: `selfhosted.endpoint.in_flight` and
+`selfhosted.endpoint.circuit.state` (1 for the current state, per `selfhosted.circuit.state`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -33,7 +40,10 @@ from selfhosted_core.types import (
 )
 
 if TYPE_CHECKING:
+    from opentelemetry import metrics
     from opentelemetry.trace import Span, Tracer
+
+    from selfhosted_core.prometheus import StatsSource
 
 # The GenAI semantic conventions' names (checked against `opentelemetry-semantic-conventions`
 # by the tests; that package is not needed at run time).
@@ -54,6 +64,10 @@ SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 ERROR_TYPE = "error.type"
 STATUS_CODE = "http.response.status_code"
+TOKEN_TYPE = "gen_ai.token.type"
+DURATION = "gen_ai.client.operation.duration"
+TOKEN_USAGE = "gen_ai.client.token.usage"
+TIME_TO_FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
 # The library's own.
 ENDPOINT = "selfhosted.endpoint"
 SERVER = "selfhosted.server"
@@ -63,6 +77,9 @@ ATTEMPT_EVENT = "selfhosted.attempt"
 ATTEMPT_NUMBER = "selfhosted.attempt.number"
 ATTEMPT_OUTCOME = "selfhosted.attempt.outcome"
 ATTEMPT_SECONDS = "selfhosted.attempt.duration"
+IN_FLIGHT = "selfhosted.endpoint.in_flight"
+CIRCUIT = "selfhosted.endpoint.circuit.state"
+CIRCUIT_STATE = "selfhosted.circuit.state"
 
 PROVIDER_NAME = "selfhosted"
 """`gen_ai.provider.name`: the servers are the operator's own (LangSmith's `ls_provider` too)."""
@@ -70,20 +87,83 @@ PROVIDER_NAME = "selfhosted"
 CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _CAPTURING = frozenset({"true", "span_only", "span_and_event"})
 
+_SECONDS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+_TOKENS = tuple(4.0**power for power in range(14))
+"""The conventions' advised bucket boundaries for durations and for token counts."""
+_METRIC_KEYS = (
+    OPERATION,
+    PROVIDER,
+    REQUEST_MODEL,
+    RESPONSE_MODEL,
+    SERVER_ADDRESS,
+    SERVER_PORT,
+    ERROR_TYPE,
+)
+"""The attributes the conventions give both client metrics (and `gen_ai.token.type`)."""
+
 R = TypeVar("R", ChatResponse, EmbeddingResponse)
 
 _kit: Kit | None = None
+_sources: weakref.WeakSet[StatsSource] = weakref.WeakSet()
+
+
+def track(source: StatsSource) -> None:
+    """Count `source`'s endpoints in the gauges while it lives (each `Provider` is tracked)."""
+    _sources.add(source)
 
 
 class Kit:
-    """The tracer, made once the application has set OpenTelemetry up."""
+    """The tracer and the instruments, made once the application has set OpenTelemetry up."""
 
     def __init__(self) -> None:
-        from opentelemetry import trace  # noqa: PLC0415 - only once OTel is in use
+        from opentelemetry import metrics, trace  # noqa: PLC0415 - only once OTel is in use
 
         from selfhosted_core import __name__ as package  # noqa: PLC0415
 
         self.tracer: Tracer = trace.get_tracer(package)
+        meter = metrics.get_meter(package)
+        self.duration = meter.create_histogram(
+            DURATION, "s", "GenAI operation duration.", explicit_bucket_boundaries_advisory=_SECONDS
+        )
+        self.tokens = meter.create_histogram(
+            TOKEN_USAGE,
+            "{token}",
+            "Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=_TOKENS,
+        )
+        self.first_chunk = meter.create_histogram(
+            TIME_TO_FIRST_CHUNK,
+            "s",
+            "Time to receive the first chunk of a streamed answer.",
+            explicit_bucket_boundaries_advisory=_SECONDS,
+        )
+        meter.create_observable_gauge(
+            IN_FLIGHT, [_in_flight], "{request}", "Requests being served by the endpoint now."
+        )
+        meter.create_observable_gauge(
+            CIRCUIT, [_circuits], "1", "1 for the endpoint's circuit breaker state."
+        )
+
+
+def _in_flight(options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+    from opentelemetry.metrics import Observation as Measured  # noqa: PLC0415
+
+    for source in list(_sources):
+        for entry in source.stats():
+            yield Measured(entry.in_flight, {REQUEST_MODEL: entry.model, ENDPOINT: entry.endpoint})
+
+
+def _circuits(options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+    from opentelemetry.metrics import Observation as Measured  # noqa: PLC0415
+
+    from selfhosted_core.routing import CircuitState  # noqa: PLC0415 - routing imports this
+
+    for source in list(_sources):
+        for entry in source.stats():
+            for state in CircuitState:
+                labels = {REQUEST_MODEL: entry.model, ENDPOINT: entry.endpoint}
+                labels[CIRCUIT_STATE] = state.value
+                yield Measured(int(entry.circuit is state), labels)
 
 
 def kit() -> Kit | None:
@@ -247,6 +327,20 @@ class Observation:
             attributes[AFFINITY] = self._affinity
         span.set_attributes(attributes)
         span.end()
+        self._measure(attributes)
+
+    def _measure(self, ended: dict[str, Any]) -> None:
+        """The call's duration, and its tokens when the answer counted them."""
+        seconds = time.perf_counter() - self._started
+        found = {**self._attributes, **ended}
+        labels = {key: found[key] for key in _METRIC_KEYS if key in found}
+        kit = self._kit
+        kit.duration.record(seconds, labels)
+        for key, kind in ((INPUT_TOKENS, "input"), (OUTPUT_TOKENS, "output")):
+            if key in ended:
+                kit.tokens.record(ended[key], {**labels, TOKEN_TYPE: kind})
+        if self._first_chunk is not None:
+            kit.first_chunk.record(self._first_chunk, labels)
 
 
 def _text(content: object) -> str:

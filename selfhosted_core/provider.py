@@ -94,6 +94,7 @@ class Provider:
         self._async_transport = async_transport
         self._pools = SyncPools(self, self._new_client)
         self._async_pools = AsyncPools(self._new_async_client)
+        _telemetry.track(self)
         self._watcher: LoadWatcher | None = None
         if self._router.watched:
             self._watcher = LoadWatcher(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,7 +24,7 @@ from selfhosted_core import (
     Provider,
 )
 from selfhosted_core import _telemetry as names
-from tests.core.test_telemetry import answer, refused
+from tests.core.test_telemetry import CHAT, answer, refused
 from tests.driver import Driver
 from tests.telemetry import Recorded, installed
 
@@ -179,3 +181,27 @@ def test_the_histograms_carry_no_request_text(recorded: Recorded) -> None:
         provider.chat(chat())
     shown = json.dumps({name: [str(p) for p in found] for name, found in recorded.points().items()})
     assert '"Hi"' not in shown
+
+
+def test_a_meter_provider_alone_is_enough_for_the_metrics() -> None:
+    script = f"""
+import httpx2
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from selfhosted_core import ChatRequest, Config, Message, Provider
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+reply = httpx2.Response(200, content={CHAT!r})
+transport = httpx2.MockTransport(lambda request: reply)
+config = Config(endpoints=[{{"url": "http://a.test:1", "id": "tiny"}}])
+with Provider(config, transport=transport) as provider:
+    provider.chat(ChatRequest(model="tiny", messages=[Message(role="user", content="Hi")]))
+data = reader.get_metrics_data()
+print(sorted(m.name for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert names.DURATION in done.stdout
+    assert names.TOKEN_USAGE in done.stdout

@@ -71,7 +71,7 @@ def may_resend(error: SelfHostedError, *, unsafe: bool = False) -> bool:
     return False
 
 
-def outcome_of(error: SelfHostedError) -> str:
+def _failure(error: SelfHostedError) -> str:
     """An attempt's failure as logged and traced: the error type, and the status if any."""
     if isinstance(error, APIStatusError):
         return f"{type(error).__name__} {error.status_code}"
@@ -274,7 +274,7 @@ class Call:
             self._model,
             self._number,
             self._router.label(slot),
-            outcome_of(error),
+            _failure(error),
         )
         return True
 
@@ -304,7 +304,7 @@ class Call:
         if isinstance(result, str):
             outcome, status, shown = result, None, result
         else:
-            outcome, shown = type(result).__name__, outcome_of(result)
+            outcome, shown = type(result).__name__, _failure(result)
             status = result.status_code if isinstance(result, APIStatusError) else None
         if debug:
             _log.debug(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator
@@ -104,7 +105,11 @@ _METRIC_KEYS = (
 
 R = TypeVar("R", ChatResponse, EmbeddingResponse)
 
+_SCOPE = "selfhosted_core"
+"""The instrumentation scope of the tracer and the meter."""
+
 _kit: Kit | None = None
+_making = threading.Lock()
 _sources: weakref.WeakSet[StatsSource] = weakref.WeakSet()
 
 
@@ -119,10 +124,8 @@ class Kit:
     def __init__(self) -> None:
         from opentelemetry import metrics, trace  # noqa: PLC0415 - only once OTel is in use
 
-        from selfhosted_core import __name__ as package  # noqa: PLC0415
-
-        self.tracer: Tracer = trace.get_tracer(package)
-        meter = metrics.get_meter(package)
+        self.tracer: Tracer = trace.get_tracer(_SCOPE)
+        meter = metrics.get_meter(_SCOPE)
         self.duration = meter.create_histogram(
             DURATION, "s", "GenAI operation duration.", explicit_bucket_boundaries_advisory=_SECONDS
         )
@@ -183,7 +186,9 @@ def kit() -> Kit | None:
         providers.append(metrics.get_meter_provider())
     if not any(map(_installed, providers)):
         return None
-    _kit = Kit()
+    with _making:  # one set of instruments, whichever thread's call comes first
+        if _kit is None:
+            _kit = Kit()
     return _kit
 
 

@@ -55,7 +55,7 @@ def provider_for(hosts: Hosts, **routing: object) -> Provider:
         {"url": f"http://{host}.test:8080", "id": "tiny", "label": host, "api_key": KEY}
         for host in ("gpu-1", "gpu-2")
     ]
-    config = Config(endpoints=endpoints, routing={"backoff": 0.01, **routing})
+    config = Config(endpoints=endpoints, routing={"backoff": 5.0, **routing})
     return Provider(config, transport=transport, async_transport=transport)
 
 
@@ -119,7 +119,7 @@ async def test_no_log_line_shows_a_key_or_the_conversation(
     hosts.answers["gpu-2.test"] = [echoing]
     caplog.set_level(logging.DEBUG)
     with pytest.raises(Exception, match="no capacity"):
-        await driver.chat(chat())
+        await driver.chat(chat(max_attempts=2))
     assert caplog.records
     assert_hidden(caplog.text, "the log")
     assert PROMPT not in caplog.text

@@ -108,7 +108,7 @@ def provider_for(hosts: Hosts, **routing: Any) -> Provider:
             chat_endpoint("http://chat-b.test:8081", label="chat-b"),
             embedding_endpoint("http://embed.test:9000/v1"),
         ],
-        routing={"backoff": 0.01, **routing},
+        routing={"backoff": 5.0, **routing},
     )
     return Provider(config, transport=transport, async_transport=transport)
 

@@ -49,7 +49,7 @@ def provider_for(handler: Any = answer, **routing: Any) -> Provider:
             "dimension": 2,
         },
     ]
-    config = Config(endpoints=endpoints, routing={"backoff": 0.01, **routing})
+    config = Config(endpoints=endpoints, routing={"backoff": 5.0, **routing})
     return Provider(config, transport=transport, async_transport=transport)
 
 

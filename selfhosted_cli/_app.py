@@ -154,7 +154,11 @@ def _parser() -> argparse.ArgumentParser:
         help="stop after this many refreshes (1: print the table once)",
     )  # fmt: skip
     stats.add_argument(
-        "--timeout", type=_positive, default=5.0, help="seconds for each health request"
+        "--url", default=None,
+        help="read a serving process's stats from its /metrics (serve_metrics) instead",
+    )  # fmt: skip
+    stats.add_argument(
+        "--timeout", type=_positive, default=5.0, help="seconds for each request (default 5)"
     )
     stats.set_defaults(run=_lazy("_commands", "stats"))
 

@@ -8,9 +8,11 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import httpx2
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -39,6 +41,7 @@ from selfhosted_core import (
     SelfHostedError,
 )
 from selfhosted_core._status import endpoint_secrets
+from selfhosted_core.prometheus import stats_from_text
 
 __all__ = ["chat", "check", "embed", "load_config", "models", "run_dir", "stats"]
 
@@ -111,13 +114,17 @@ async def _health(config: Config, timeout: float) -> HealthReport:
 
 
 def stats(args: argparse.Namespace, term: Terminal) -> int:
-    """Show every endpoint's stats live, health-checking them every `--interval` seconds.
+    """Show every endpoint's stats live, refreshed every `--interval` seconds.
 
-    `--count N` stops after N checks (1: print the table once); Ctrl-C stops it cleanly.
+    The config's endpoints are health-checked at each refresh, or, with `--url`, a serving
+    process's `/metrics` (`serve_metrics`) is read. `--count N` stops after N refreshes
+    (1: print the table once); Ctrl-C stops it cleanly.
     """
-    config = _configured(args, term)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_watch(config, args, term))
+        if args.url is not None:
+            asyncio.run(_watch_url(args.url, args, term))
+        else:
+            asyncio.run(_watch(_configured(args, term), args, term))
     return 0
 
 
@@ -134,12 +141,34 @@ async def _watch(config: Config, args: argparse.Namespace, term: Terminal) -> No
             ]
             return stats_table(shown, report)
 
-        checks = 1
-        with Live(await table(), console=term.out, auto_refresh=False) as live:
-            while args.count is None or checks < args.count:
-                await asyncio.sleep(args.interval)
-                live.update(await table(), refresh=True)
-                checks += 1
+        await _refreshing(table, args, term)
+
+
+async def _watch_url(url: str, args: argparse.Namespace, term: Terminal) -> None:
+    async with httpx2.AsyncClient(timeout=args.timeout) as client:
+
+        async def table() -> Table:
+            try:
+                reply = await client.get(url)
+            except httpx2.HTTPError as exc:
+                raise CommandError(f"cannot read {url}: {exc}") from exc
+            if reply.status_code != 200:
+                raise CommandError(f"{url} answered {reply.status_code}, not the metrics")
+            return stats_table(stats_from_text(reply.text))
+
+        await _refreshing(table, args, term)
+
+
+async def _refreshing(
+    table: Callable[[], Awaitable[Table]], args: argparse.Namespace, term: Terminal
+) -> None:
+    """Show `table()`, made anew every `args.interval` seconds, `args.count` times at most."""
+    shown = 1
+    with Live(await table(), console=term.out, auto_refresh=False) as live:
+        while args.count is None or shown < args.count:
+            await asyncio.sleep(args.interval)
+            live.update(await table(), refresh=True)
+            shown += 1
 
 
 def models(args: argparse.Namespace, term: Terminal) -> int:

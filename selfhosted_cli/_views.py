@@ -121,18 +121,26 @@ def health_table(report: HealthReport) -> Table:
     return table
 
 
-def stats_table(stats: Sequence[EndpointStats], report: HealthReport) -> Table:
+def stats_table(stats: Sequence[EndpointStats], report: HealthReport | None = None) -> Table:
     """One row per endpoint: its health and circuit, load, requests, latency, prompt cache.
 
-    `report` is the latest health check, in the same (configuration) order as `stats`.
+    `report` is the latest health check, in the same (configuration) order as `stats`; without
+    one (stats read from another process) there is no health column.
     """
     table = Table(title="endpoint stats", title_justify="left")
-    for name in ("model", "endpoint", "health", "circuit"):
-        table.add_column(name)
+    table.add_column("model")
+    table.add_column("endpoint")
+    if report is not None:
+        table.add_column("health")
+    table.add_column("circuit")
     for name in ("in flight", "load", "requests", "errors", "p50", "p95", "cache hits"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("last error", overflow="fold")
-    for entry, health in zip(stats, report.endpoints, strict=True):
+    for position, entry in enumerate(stats):
+        health = []
+        if report is not None:
+            status = report.endpoints[position].status
+            health.append(Text(status.value, style=_STATUS_STYLE[status]))
         cache = (
             f"{entry.cached_prompt_tokens / entry.prompt_tokens:.0%}"
             if entry.prompt_tokens
@@ -141,7 +149,7 @@ def stats_table(stats: Sequence[EndpointStats], report: HealthReport) -> Table:
         table.add_row(
             Text(entry.model),
             Text(entry.endpoint),
-            Text(health.status.value, style=_STATUS_STYLE[health.status]),
+            *health,
             Text(entry.circuit.value, style=_CIRCUIT_STYLE[entry.circuit]),
             str(entry.in_flight),
             str(entry.server_load) if entry.server_load is not None else "—",

@@ -16,89 +16,112 @@ Prometheus text format 0.0.4: one `# HELP` and `# TYPE` per metric, counters end
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 from selfhosted_core.routing import CircuitState, EndpointStats
 
-__all__ = ["CONTENT_TYPE", "MetricsServer", "StatsSource", "prometheus_text", "serve_metrics"]
+__all__ = [
+    "CONTENT_TYPE",
+    "MetricsServer",
+    "StatsSource",
+    "prometheus_text",
+    "serve_metrics",
+    "stats_from_text",
+]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The media type of the Prometheus text format."""
 
-Value = Callable[[EndpointStats], float | None]
-
-_METRICS: tuple[tuple[str, str, str, Value], ...] = (
-    ("requests_total", "counter", "Attempts that ended, answers and errors.", lambda s: s.requests),
-    ("errors_total", "counter", "Attempts that ended in an error.", lambda s: s.errors),
-    ("in_flight", "gauge", "Requests being served now.", lambda s: s.in_flight),
+_METRICS: tuple[tuple[str, str, str, str], ...] = (
+    ("requests_total", "counter", "Attempts that ended, answers and errors.", "requests"),
+    ("errors_total", "counter", "Attempts that ended in an error.", "errors"),
+    ("in_flight", "gauge", "Requests being served now.", "in_flight"),
     (
         "consecutive_failures",
         "gauge",
         "Failures since the endpoint's last success.",
-        lambda s: s.consecutive_failures,
+        "consecutive_failures",
     ),
-    ("loading", "gauge", "1 while the endpoint says it is loading its model.", lambda s: s.loading),
+    ("loading", "gauge", "1 while the endpoint says it is loading its model.", "loading"),
     (
         "resting_seconds",
         "gauge",
         "Seconds until a resting or ejected endpoint takes requests again.",
-        lambda s: s.resting_for or 0.0,
+        "resting_for",
     ),
     (
         "latency_p50_seconds",
         "gauge",
         "Median seconds of the latest successful requests.",
-        lambda s: s.latency_p50,
+        "latency_p50",
     ),
     (
         "latency_p95_seconds",
         "gauge",
         "95th percentile seconds of the latest successful requests.",
-        lambda s: s.latency_p95,
+        "latency_p95",
     ),
     (
         "latency_p99_seconds",
         "gauge",
         "99th percentile seconds of the latest successful requests.",
-        lambda s: s.latency_p99,
+        "latency_p99",
     ),
     (
         "affinity_hits_total",
         "counter",
         "Requests whose first attempt went to their affinity key's first choice.",
-        lambda s: s.affinity_hits,
+        "affinity_hits",
     ),
     (
         "affinity_spills_total",
         "counter",
         "Requests whose key's first choice this endpoint was, sent elsewhere first.",
-        lambda s: s.affinity_spills,
+        "affinity_spills",
     ),
     (
         "prompt_tokens_total",
         "counter",
         "Prompt tokens of the endpoint's answers, as its server reported them.",
-        lambda s: s.prompt_tokens,
+        "prompt_tokens",
     ),
     (
         "cached_prompt_tokens_total",
         "counter",
         "Prompt tokens the server took from its prompt cache.",
-        lambda s: s.cached_prompt_tokens,
+        "cached_prompt_tokens",
     ),
     (
         "server_load",
         "gauge",
         "Requests running and waiting as the server last reported them.",
-        lambda s: s.server_load,
+        "server_load",
     ),
 )
-"""Name (after `selfhosted_`), type, help and value of each per-endpoint metric; a None value
-leaves the endpoint's sample out."""
+"""Name (after `selfhosted_`), type, help and `EndpointStats` field of each per-endpoint
+metric; a field that is None leaves the endpoint's sample out."""
+
+_FIELDS = {f"selfhosted_{name}": field for name, _, _, field in _METRICS}
+_SECONDS = frozenset({"resting_for", "latency_p50", "latency_p95", "latency_p99"})
+"""The fields that are seconds; every other is a count (`loading` a flag)."""
+_STATES = frozenset(state.value for state in CircuitState)
+_UNKNOWN: dict[str, Any] = {
+    **{field: 0 for _, _, _, field in _METRICS if field not in _SECONDS},
+    **dict.fromkeys(_SECONDS),
+    "server_load": None,
+    "loading": False,
+    "circuit": CircuitState.CLOSED,
+    "last_error": None,
+}
+"""An endpoint's stats before the text says otherwise."""
+_SAMPLE = re.compile(r"^(selfhosted_\w+)\{(.*)\} (\S+)$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_UNESCAPED = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
 
 
 class StatsSource(Protocol):
@@ -124,10 +147,10 @@ def prometheus_text(stats: Iterable[EndpointStats]) -> str:
     entries = list(stats)
     labels = [f'model="{_escape(s.model)}",endpoint="{_escape(s.endpoint)}"' for s in entries]
     lines: list[str] = []
-    for name, kind, description, value in _METRICS:
+    for name, kind, description, field in _METRICS:
         lines += [f"# HELP selfhosted_{name} {description}", f"# TYPE selfhosted_{name} {kind}"]
         for entry, label in zip(entries, labels, strict=True):
-            sample = value(entry)
+            sample = getattr(entry, field)
             if sample is not None:
                 lines.append(f"selfhosted_{name}{{{label}}} {_number(sample)}")
     lines += [
@@ -140,6 +163,38 @@ def prometheus_text(stats: Iterable[EndpointStats]) -> str:
             current = int(entry.circuit is state)
             lines.append(f'selfhosted_circuit_state{{{label},state="{state.value}"}} {current}')
     return "\n".join(lines) + "\n"
+
+
+def stats_from_text(text: str) -> list[EndpointStats]:
+    """The stats back from `prometheus_text` (what `serve_metrics` serves), in its order.
+
+    Only what the text carries comes back: `last_error` is None. Lines that are not samples
+    of these metrics are skipped.
+    """
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for line in text.splitlines():
+        sample = _SAMPLE.match(line)
+        if sample is None:
+            continue
+        name, labels, value = sample.groups()
+        named = {key: _unescape(raw) for key, raw in _LABEL.findall(labels)}
+        entry = found.setdefault((named.get("model", ""), named.get("endpoint", "")), {})
+        if name == "selfhosted_circuit_state":
+            if float(value) == 1 and named.get("state") in _STATES:
+                entry["circuit"] = CircuitState(named["state"])
+        elif name in _FIELDS:
+            field, number = _FIELDS[name], float(value)
+            entry[field] = (
+                number if field in _SECONDS else bool(number) if field == "loading" else int(number)
+            )
+    return [
+        EndpointStats(**{**_UNKNOWN, **entry, "model": model, "endpoint": endpoint})
+        for (model, endpoint), entry in found.items()
+    ]
+
+
+def _unescape(value: str) -> str:
+    return re.sub(r"\\.", lambda match: _UNESCAPED.get(match.group(), match.group()), value)
 
 
 def _escape(value: str) -> str:

@@ -50,6 +50,7 @@ MODULE_ONLY = {
     "messages_from_openai",
     "profile_for",
     "response_format_from_openai",
+    "stats_from_text",
     "tool_choice_from_openai",
     "tools_from_openai",
 }

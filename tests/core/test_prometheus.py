@@ -19,7 +19,7 @@ from selfhosted_core import (
     prometheus_text,
     serve_metrics,
 )
-from selfhosted_core.prometheus import CONTENT_TYPE
+from selfhosted_core.prometheus import CONTENT_TYPE, stats_from_text
 from tests.core import payloads
 from tests.secrets_canary import KEY, assert_hidden, chat_endpoint
 
@@ -149,3 +149,34 @@ def test_a_closed_metrics_endpoint_releases_its_port() -> None:
     port = int(server.url.rsplit(":", 1)[1].split("/")[0])
     with serve_metrics(Source(), port=port) as again:
         assert httpx2.get(again.url).text == prometheus_text([])
+
+
+def test_the_text_reads_back_as_the_stats_it_was_made_of() -> None:
+    stats = [
+        dataclasses.replace(
+            IDLE,
+            endpoint='odd "label" \\ with\nnewline',
+            requests=4,
+            errors=1,
+            loading=True,
+            circuit=CircuitState.HALF_OPEN,
+            resting_for=2.5,
+            latency_p50=0.125,
+            latency_p99=1.5,
+            affinity_hits=2,
+            prompt_tokens=9,
+            cached_prompt_tokens=3,
+            server_load=5,
+        ),
+        dataclasses.replace(IDLE, model="minilm", endpoint="embed-1"),
+    ]
+    back = stats_from_text(prometheus_text(stats))
+    assert back == stats
+    assert back[0].loading is True
+    assert isinstance(back[0].server_load, int)
+
+
+def test_reading_skips_what_is_not_a_sample_of_ours() -> None:
+    text = '# HELP other_total x\nother_total 3\n\nselfhosted_requests_total{model="m",endpoint="e"} 2\n'
+    [entry] = stats_from_text(text)
+    assert (entry.model, entry.endpoint, entry.requests, entry.circuit) == ("m", "e", 2, "closed")

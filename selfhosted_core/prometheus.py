@@ -19,9 +19,11 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from http.server import BaseHTTPRequestHandler
 
 from selfhosted_core.routing import CircuitState, EndpointStats
 
@@ -218,8 +220,11 @@ class MetricsServer:
     """
 
     def __init__(self, source: StatsSource, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        handler = type("_Handler", (_Handler,), {"source": source})
-        self._server = ThreadingHTTPServer((host, port), handler)
+        # Imported here: `http.server` (and the `email` package it loads) costs 15 ms to
+        # import, which every other user of the core would pay.
+        from http.server import ThreadingHTTPServer  # noqa: PLC0415
+
+        self._server = ThreadingHTTPServer((host, port), _handler(source))
         self._server.daemon_threads = True
         bound_host, bound_port = self._server.socket.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
@@ -259,20 +264,24 @@ def serve_metrics(source: StatsSource, *, host: str = "127.0.0.1", port: int = 0
     return MetricsServer(source, host=host, port=port)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    source: StatsSource
+def _handler(source: StatsSource) -> type[BaseHTTPRequestHandler]:
+    """The request handler serving `source`'s stats."""
+    from http.server import BaseHTTPRequestHandler  # noqa: PLC0415
 
-    def do_GET(self) -> None:
-        """`/metrics` is the text; any other path is 404."""
-        if self.path.split("?", 1)[0] != "/metrics":
-            self.send_error(404)
-            return
-        body = prometheus_text(self.source.stats()).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", CONTENT_TYPE)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            """`/metrics` is the text; any other path is 404."""
+            if self.path.split("?", 1)[0] != "/metrics":
+                self.send_error(404)
+                return
+            body = prometheus_text(source.stats()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: a scrape every few seconds is not worth a line on stderr."""
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet: a scrape every few seconds is not worth a line on stderr."""
+
+    return Handler

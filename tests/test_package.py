@@ -90,7 +90,16 @@ def test_core_logger_is_silent_until_the_application_configures_logging() -> Non
 
 
 def test_core_imports_no_framework() -> None:
-    frameworks = {"langchain", "langchain_core", "litellm", "openai", "httpx", "rich"}
+    # OpenTelemetry is imported by the application, never by the core (`_telemetry`).
+    frameworks = {
+        "langchain",
+        "langchain_core",
+        "litellm",
+        "openai",
+        "httpx",
+        "rich",
+        "opentelemetry",
+    }
     assert loaded_by("import selfhosted_core", frameworks) == []
 
 

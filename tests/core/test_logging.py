@@ -77,11 +77,6 @@ def lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
     ]
 
 
-def test_the_package_logger_is_silent_until_the_application_configures_logging() -> None:
-    handlers = logging.getLogger("selfhosted_core").handlers
-    assert [type(handler) for handler in handlers] == [logging.NullHandler]
-
-
 async def test_each_attempt_is_one_debug_line_and_a_resend_one_warning(
     driver: Driver, hosts: Hosts, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -163,13 +163,12 @@ class ChatStream(_StreamState):
                 observation.first_chunk()
                 yield chunk
         except GeneratorExit:
+            chunks.close()  # its attempt ends (abandoned) before the span does
             observation.closed()
             raise
         except BaseException as exc:
             observation.failed(exc)
             raise
-        finally:
-            chunks.close()
         assert self._final is not None, "a stream that ended without an error has its answer"
         observation.answered(self._final)
 
@@ -251,13 +250,12 @@ class AsyncChatStream(_StreamState):
                 observation.first_chunk()
                 yield chunk
         except GeneratorExit:
+            await chunks.aclose()  # its attempt ends (abandoned) before the span does
             observation.closed()
             raise
         except BaseException as exc:
             observation.failed(exc)
             raise
-        finally:
-            await chunks.aclose()
         assert self._final is not None, "a stream that ended without an error has its answer"
         observation.answered(self._final)
 

@@ -335,6 +335,19 @@ def test_a_stream_closed_early_ends_its_span_without_an_error(
     [span] = recorded.finished()
     assert span.status.status_code is StatusCode.UNSET
     assert names.ERROR_TYPE not in attributes(span)
+    assert [e[names.ATTEMPT_OUTCOME] for _, e in events(span)] == ["abandoned"]
+
+
+async def test_an_async_stream_closed_early_ends_its_span_without_an_error(
+    hosts: Hosts, recorded: Recorded
+) -> None:
+    async with provider_for(hosts) as provider, provider.astream(chat()) as stream:
+        async for _ in stream:
+            break
+    [span] = recorded.finished()
+    assert span.status.status_code is StatusCode.UNSET
+    assert names.ERROR_TYPE not in attributes(span)
+    assert [e[names.ATTEMPT_OUTCOME] for _, e in events(span)] == ["abandoned"]
 
 
 def test_a_stream_never_read_opens_no_span(hosts: Hosts, recorded: Recorded) -> None:

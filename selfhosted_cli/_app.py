@@ -147,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     stats.add_argument(
         "--interval", type=_positive, default=2.0,
-        help="seconds between refreshes, each health-checking every endpoint (default 2)",
+        help="seconds between refreshes (default 2; with -c, each health-checks every endpoint)",
     )  # fmt: skip
     stats.add_argument(
         "--count", type=_at_least_one, default=None,

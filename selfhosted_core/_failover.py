@@ -308,8 +308,9 @@ class Call:
             status = result.status_code if isinstance(result, APIStatusError) else None
         if debug:
             _log.debug(
-                "%s: attempt %d on %s: %s in %.1f ms",
+                "%s: %s %d on %s: %s in %.1f ms",
                 self._model,
+                "attempt" if self._record_outcomes else "health check",
                 self._number,
                 self._router.label(slot),
                 shown,

@@ -20,11 +20,13 @@ every live `Provider`'s endpoints: `selfhosted.endpoint.in_flight` and
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import threading
 import time
 import weakref
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
     from selfhosted_core.prometheus import StatsSource
+    from selfhosted_core.routing import EndpointStats
 
 # The GenAI semantic conventions' names (checked against `opentelemetry-semantic-conventions`
 # by the tests; that package is not needed at run time).
@@ -109,13 +112,28 @@ _SCOPE = "selfhosted_core"
 """The instrumentation scope of the tracer and the meter."""
 
 _kit: Kit | None = None
+_broken = False
+"""Set when making the instruments failed: telemetry stays off, requests go on."""
 _making = threading.Lock()
 _sources: weakref.WeakSet[StatsSource] = weakref.WeakSet()
+_tracking = threading.Lock()
+"""Guards `_sources`: providers are added on request threads while a reader iterates it."""
+
+_log = logging.getLogger("selfhosted_core")
 
 
 def track(source: StatsSource) -> None:
     """Count `source`'s endpoints in the gauges while it lives (each `Provider` is tracked)."""
-    _sources.add(source)
+    with _tracking:
+        _sources.add(source)
+
+
+def _live_stats() -> Iterator[EndpointStats]:
+    """Every tracked provider's endpoint stats (several providers may share an endpoint)."""
+    with _tracking:
+        sources = list(_sources)
+    for source in sources:
+        yield from source.stats()
 
 
 class Kit:
@@ -152,9 +170,13 @@ class Kit:
 def _in_flight(options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
     from opentelemetry.metrics import Observation as Measured  # noqa: PLC0415
 
-    for source in list(_sources):
-        for entry in source.stats():
-            yield Measured(entry.in_flight, {REQUEST_MODEL: entry.model, ENDPOINT: entry.endpoint})
+    # Providers made from one config (a LangChain chat model and its embeddings) share
+    # endpoints: their counts add up, one observation per endpoint.
+    totals: Counter[tuple[str, str]] = Counter()
+    for entry in _live_stats():
+        totals[entry.model, entry.endpoint] += entry.in_flight
+    for (model, endpoint), count in totals.items():
+        yield Measured(count, {REQUEST_MODEL: model, ENDPOINT: endpoint})
 
 
 def _circuits(options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
@@ -162,18 +184,21 @@ def _circuits(options: metrics.CallbackOptions) -> Iterable[metrics.Observation]
 
     from selfhosted_core.routing import CircuitState  # noqa: PLC0415 - routing imports this
 
-    for source in list(_sources):
-        for entry in source.stats():
-            for state in CircuitState:
-                labels = {REQUEST_MODEL: entry.model, ENDPOINT: entry.endpoint}
-                labels[CIRCUIT_STATE] = state.value
-                yield Measured(int(entry.circuit is state), labels)
+    # Each provider keeps its own breaker: a state's value is how many are in it.
+    counts: Counter[tuple[str, str, CircuitState]] = Counter()
+    for entry in _live_stats():
+        for state in CircuitState:
+            counts[entry.model, entry.endpoint, state] += entry.circuit is state
+    for (model, endpoint, state), count in counts.items():
+        yield Measured(
+            count, {REQUEST_MODEL: model, ENDPOINT: endpoint, CIRCUIT_STATE: state.value}
+        )
 
 
 def kit() -> Kit | None:
     """The instruments when OpenTelemetry is set up, else None (and nothing is imported)."""
-    global _kit  # noqa: PLW0603 - once set, a provider stays set for the process
-    if _kit is not None:
+    global _kit, _broken  # noqa: PLW0603 - once set, a provider stays set for the process
+    if _kit is not None or _broken:
         return _kit
     trace = sys.modules.get("opentelemetry.trace")
     if trace is None:
@@ -187,8 +212,12 @@ def kit() -> Kit | None:
     if not any(map(_installed, providers)):
         return None
     with _making:  # one set of instruments, whichever thread's call comes first
-        if _kit is None:
-            _kit = Kit()
+        if _kit is None and not _broken:
+            try:
+                _kit = Kit()
+            except Exception:  # an installed OTel API this code cannot use: no telemetry
+                _broken = True
+                _log.warning("OpenTelemetry is set up but unusable here: no spans or metrics")
     return _kit
 
 

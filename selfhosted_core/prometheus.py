@@ -77,13 +77,13 @@ _METRICS: tuple[tuple[str, str, str, str], ...] = (
     (
         "affinity_hits_total",
         "counter",
-        "Requests whose first attempt went to their affinity key's first choice.",
+        "Keyed requests whose first attempt went to their key's choice (last replica or home).",
         "affinity_hits",
     ),
     (
         "affinity_spills_total",
         "counter",
-        "Requests whose key's first choice this endpoint was, sent elsewhere first.",
+        "Keyed requests whose key's choice this endpoint was, sent elsewhere first.",
         "affinity_spills",
     ),
     (

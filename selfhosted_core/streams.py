@@ -163,8 +163,10 @@ class ChatStream(_StreamState):
                 observation.first_chunk()
                 yield chunk
         except GeneratorExit:
-            chunks.close()  # its attempt ends (abandoned) before the span does
-            observation.closed()
+            try:
+                chunks.close()  # its attempt ends (abandoned) before the span does
+            finally:
+                observation.closed()
             raise
         except BaseException as exc:
             observation.failed(exc)
@@ -250,8 +252,10 @@ class AsyncChatStream(_StreamState):
                 observation.first_chunk()
                 yield chunk
         except GeneratorExit:
-            await chunks.aclose()  # its attempt ends (abandoned) before the span does
-            observation.closed()
+            try:
+                await chunks.aclose()  # its attempt ends (abandoned) before the span does
+            finally:
+                observation.closed()
             raise
         except BaseException as exc:
             observation.failed(exc)

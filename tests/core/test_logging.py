@@ -134,3 +134,14 @@ def test_an_ejection_and_the_restore_are_warnings_naming_the_endpoint(
     assert len(messages) == 2
     assert messages[0].startswith("endpoint gpu-1 ejected (circuit open; failures in a row: 1)")
     assert messages[1] == "endpoint gpu-1 restored (circuit closed)"
+
+
+def test_a_health_check_is_logged_as_one_not_as_a_request(
+    hosts: Hosts, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="selfhosted_core")
+    with provider_for(hosts) as provider:
+        provider.health()
+    messages = [message for level, message in lines(caplog) if level == logging.DEBUG]
+    assert messages
+    assert all(message.startswith("tiny: health check ") for message in messages)

@@ -356,3 +356,22 @@ def test_the_request_payload_does_not_carry_the_affinity() -> None:
         provider.chat(ChatRequest(model="tiny", messages=turns("A", 1)[0], affinity="secret-ish"))
     assert "affinity" not in seen[0]
     assert "secret-ish" not in json.dumps(seen[0])
+
+
+def test_a_key_sent_to_two_models_is_placed_for_each_on_its_own() -> None:
+    endpoints = [
+        {"url": f"http://{host}:8080", "id": model, "label": f"{model}-{host}"}
+        for model in ("a", "b")
+        for host in HOSTS[:2]
+    ]
+    router = Router(Config(endpoints=endpoints, routing={"strategy": "affinity"}))
+    key = named_key("session-1")
+    picks = []
+    for model in ("a", "b", "a", "b"):
+        pick = router.pick(model, CHAT, affinity=router.affinity(model, key))
+        router.succeeded(pick.slot, latency=0.1)
+        picks.append(pick)
+    assert [pick.hit for pick in picks] == [True] * 4
+    assert picks[0].slot == picks[2].slot
+    assert picks[1].slot == picks[3].slot
+    assert sum(entry.affinity_spills for entry in router.stats()) == 0

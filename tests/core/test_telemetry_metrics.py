@@ -16,6 +16,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
 
 from selfhosted_core import (
+    Capability,
     ChatRequest,
     Config,
     EmbeddingRequest,
@@ -205,3 +206,30 @@ print(sorted(m.name for r in data.resource_metrics for s in r.scope_metrics for 
     )
     assert names.DURATION in done.stdout
     assert names.TOKEN_USAGE in done.stdout
+
+
+def test_providers_sharing_an_endpoint_add_up_in_the_gauges(recorded: Recorded) -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return refused(request) if request.url.host == "chat-a.test" else answer(request)
+
+    gc.collect()  # the providers of earlier tests, which had the same labels
+    with provider_for(handler, failure_threshold=1, cooldown=60) as broken, provider_for() as fine:
+        broken.chat(chat(endpoint=LABELS[0]))
+        for provider in (broken, fine):  # a request in flight on `gauge-b` in each
+            provider._router.pick("tiny", frozenset({Capability.CHAT}), prefer=1, strict=True)
+        points = recorded.points()
+    in_flight = {
+        dict(labels)[names.ENDPOINT]: value
+        for labels, value in gauges(points, names.IN_FLIGHT).items()
+    }
+    assert in_flight == {LABELS[0]: 0, LABELS[1]: 2, LABELS[2]: 0}
+    circuits = {
+        (dict(labels)[names.ENDPOINT], dict(labels)[names.CIRCUIT_STATE]): value
+        for labels, value in gauges(points, names.CIRCUIT).items()
+        if dict(labels)[names.ENDPOINT] == LABELS[0]
+    }
+    assert circuits == {
+        (LABELS[0], "open"): 1,
+        (LABELS[0], "closed"): 1,
+        (LABELS[0], "half_open"): 0,
+    }

@@ -33,6 +33,7 @@ CONTEXT = 8192
 CALIBRATION_TOKENS = 512
 _WARM_UP = Request("warm-up", 0, None, (("user", "Warm up."),))
 _PROMPT_TOKENS = "llamacpp:prompt_tokens_total"
+_CACHED = "llamacpp:prompt_tokens_cached_total"
 _PREDICTED = "llamacpp:tokens_predicted_total"
 
 
@@ -60,13 +61,13 @@ def replicas(model: Path, binary: Path) -> Iterator[list[LlamaServer]]:
             server.stop()
 
 
-def counters(server: LlamaServer) -> tuple[int, int]:
-    """The server's prompt tokens evaluated and tokens generated so far (`/metrics`)."""
+def counters(server: LlamaServer) -> tuple[int, int, int]:
+    """The server's prompt tokens evaluated, generated tokens, cached prompt tokens so far."""
     # A fresh connection each time: a kept-alive one would hold one of its HTTP threads.
     response = httpx2.get(f"{server.url}/metrics", timeout=10.0)
     response.raise_for_status()
     values = parse_prometheus(response.text)
-    return int(values[_PROMPT_TOKENS]), int(values[_PREDICTED])
+    return int(values[_PROMPT_TOKENS]), int(values[_PREDICTED]), int(values.get(_CACHED, 0))
 
 
 def calibrate(server: LlamaServer, label: str) -> float:
@@ -137,6 +138,7 @@ async def _measured(
         prefilled=tuple(a[0] - b[0] for a, b in zip(after, before, strict=True)),
         served=tuple(a[1] - b[1] for a, b in zip(after, before, strict=True)),
         ms_per_token=(),
+        cached=tuple(a[2] - b[2] for a, b in zip(after, before, strict=True)),
         errors=tuple(errors),
     )
 

@@ -3,8 +3,9 @@
 Prompt tokens prefilled come from the servers themselves: the change, over a run, of each
 llama-server's `llamacpp:prompt_tokens_total` on `/metrics`, which counts the prompt tokens
 it evaluated (tokens restored from its prompt cache are not evaluated, so not counted).
-`llamacpp:tokens_predicted_total` counts generated tokens: one per request here, so its change
-says how many requests each replica served.
+`llamacpp:prompt_tokens_cached_total` counts those restored instead, so the two add up to
+every prompt token sent. `llamacpp:tokens_predicted_total` counts generated tokens: one per
+request here, so its change says how many requests each replica served.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class ArmRun:
         wall: Seconds from the first request sent to the last one finished.
         prefilled: Prompt tokens each replica evaluated during the pass.
         served: Requests each replica served during the pass (tokens it generated).
+        cached: Prompt tokens each replica took from its prompt cache during the pass.
         ms_per_token: Each replica's prefill cost as calibrated before the pass.
         errors: Requests that failed, as text (none in a good run).
     """
@@ -117,6 +119,7 @@ class ArmRun:
     prefilled: tuple[int, ...]
     served: tuple[int, ...]
     ms_per_token: tuple[float, ...]
+    cached: tuple[int, ...] = ()
     errors: tuple[str, ...] = ()
 
 
@@ -130,6 +133,7 @@ class Summary:
         runs: How many passes were pooled.
         requests: Requests answered, over all passes.
         prefilled: Prompt tokens evaluated per pass (mean over passes), both replicas.
+        cached: Prompt tokens taken from the prompt caches per pass (mean), both replicas.
         ttft_mean: Mean time to first token over every request, seconds.
         ttft_p90: Its 90th percentile, seconds.
         wall: Seconds per pass (mean over passes).
@@ -142,6 +146,7 @@ class Summary:
     runs: int
     requests: int
     prefilled: float
+    cached: float
     ttft_mean: float
     ttft_p90: float
     wall: float
@@ -184,6 +189,7 @@ def summarise(runs: Iterable[ArmRun]) -> dict[tuple[str, str], Summary]:
             runs=len(group),
             requests=len(ttfts),
             prefilled=mean([sum(run.prefilled) for run in group]),
+            cached=mean([sum(run.cached) for run in group]),
             ttft_mean=mean(ttfts),
             ttft_p90=percentile(ttfts, 0.9),
             wall=mean([run.wall for run in group]),

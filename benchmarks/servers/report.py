@@ -59,7 +59,7 @@ def _ms(seconds: float) -> str:
 
 def results_table(summaries: Mapping[tuple[str, str], Summary], workload: str) -> str:
     """One workload's arms: prefilled tokens, mean and p90 TTFT, wall, each with its ratio."""
-    header = ["arm", "requests", "prompt tokens prefilled", f"{TIMES} LIF"]
+    header = ["arm", "requests", "prompt tokens prefilled", f"{TIMES} LIF", "from cache"]
     header += ["mean TTFT ms", f"{TIMES} LIF", "p90 TTFT ms", f"{TIMES} LIF"]
     header += ["wall s", f"{TIMES} LIF", "requests per replica"]
     base = baseline_of(summaries, workload)
@@ -77,6 +77,7 @@ def results_table(summaries: Mapping[tuple[str, str], Summary], workload: str) -
                 requests,
                 f"{summary.prefilled:,.0f}",
                 show_ratio(ratios.get("prefilled")),
+                f"{summary.cached:,.0f}",
                 _ms(summary.ttft_mean),
                 show_ratio(ratios.get("ttft_mean")),
                 _ms(summary.ttft_p90),
@@ -152,7 +153,8 @@ def markdown(
         "conversation with one more user message (turns of different sessions interleaved); "
         "**distinct**: the same requests' shapes, every one with a system prompt of its own.",
         "Prompt tokens prefilled: the change of each server's `llamacpp:prompt_tokens_total` "
-        "(`/metrics`) over the pass, both replicas, per pass. TTFT: from calling the client to "
+        "(`/metrics`) over the pass, both replicas, per pass; from cache: the same of "
+        "`llamacpp:prompt_tokens_cached_total`. TTFT: from calling the client to "
         "the first content delta. Requests per replica: the change of "
         "`llamacpp:tokens_predicted_total` (one token per request). Ratios are to "
         f"`{BASELINE}` (LIF).",

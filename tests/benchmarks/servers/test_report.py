@@ -21,6 +21,7 @@ def runs() -> list[ArmRun]:
             (prefilled, prefilled),
             (2, 2),
             (2.4, 2.6),
+            (100, 100),
         )
 
     return [
@@ -38,6 +39,7 @@ def runs() -> list[ArmRun]:
             (4_500, 4_500),
             (2, 1),
             (2.5, 2.5),
+            (100, 100),
             ("s1 turn 0: ReadTimeout()",),
         ),
     ]
@@ -66,10 +68,10 @@ def test_results_table_has_figures_and_ratios_to_least_in_flight() -> None:
     assert lines[0].startswith("| arm | requests | prompt tokens prefilled | \u00d7 LIF |")
     assert len(lines) == 5
     assert lines[2] == (
-        "| affinity | 4 | 5,200 | 0.52\u00d7 | 500 | 0.50\u00d7 | 570 | 0.57\u00d7 "
+        "| affinity | 4 | 5,200 | 0.52\u00d7 | 200 | 500 | 0.50\u00d7 | 570 | 0.57\u00d7 "
         "| 12.5 | 1.00\u00d7 | 2 / 2 |"
     )
-    assert lines[3].startswith("| least_in_flight | 4 | 10,000 | 1.00\u00d7 | 1,000 |")
+    assert lines[3].startswith("| least_in_flight | 4 | 10,000 | 1.00\u00d7 | 200 | 1,000 |")
 
 
 def test_failed_requests_are_shown() -> None:

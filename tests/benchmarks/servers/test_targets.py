@@ -9,7 +9,7 @@ from benchmarks.servers.targets import TARGETS, Outcome, ServerTarget, check, ou
 def summary(
     arm: str, workload: str, *, prefilled: float, ttft: float, wall: float = 10.0
 ) -> Summary:
-    return Summary(arm, workload, 1, 20, prefilled, ttft, ttft * 1.5, wall, (10.0, 10.0), 0)
+    return Summary(arm, workload, 1, 20, prefilled, 0.0, ttft, ttft * 1.5, wall, (10.0, 10.0), 0)
 
 
 def summaries() -> dict[tuple[str, str], Summary]:

@@ -3,7 +3,9 @@
 - `affinity`: the library's `Provider` with `routing.strategy: affinity`;
 - `least_in_flight`: the same `Provider` with the default strategy (the baseline);
 - `litellm_shuffle`: LiteLLM's own `Router(routing_strategy="simple-shuffle")` over the two
-  replicas through its `openai/` provider.
+  replicas through its `openai/` provider, with LiteLLM's default retries (a kept-alive
+  connection that llama-server closed after a streamed reply is then resent, as the library
+  resends it).
 
 Both library arms send exactly the same calls: `Provider.astream` with the request's session
 as `affinity=` (the library's public way to name a conversation), which `least_in_flight`
@@ -106,7 +108,6 @@ async def _litellm_shuffle(urls: Sequence[str]) -> AsyncIterator[Send]:
             for url in urls
         ],
         routing_strategy="simple-shuffle",
-        num_retries=0,
         timeout=TIMEOUT,
     )
 

@@ -10,6 +10,7 @@ client), and the servers' counters are read; they are read again after the pass.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -145,10 +146,11 @@ async def _measured(
 
 def run(arm: Arm, workload: Workload, *, model: Path, binary: Path, rep: int) -> ArmRun:
     """One pass of `arm` over `workload` on fresh servers, with their calibration."""
+    load = os.getloadavg()[0]
     with replicas(model, binary) as servers:
         with ThreadPoolExecutor(len(servers)) as pool:
             costs = tuple(
                 pool.map(calibrate, servers, [f"{arm.name} {rep} {i}" for i in range(REPLICAS)])
             )
         result = asyncio.run(_measured(arm, workload, servers, rep))
-    return ArmRun(**{**result.__dict__, "ms_per_token": costs})
+    return ArmRun(**{**result.__dict__, "ms_per_token": costs, "load": load})

@@ -106,6 +106,7 @@ class ArmRun:
         prefilled: Prompt tokens each replica evaluated during the pass.
         served: Requests each replica served during the pass (tokens it generated).
         cached: Prompt tokens each replica took from its prompt cache during the pass.
+        load: The machine's 1-minute load average when the pass started.
         ms_per_token: Each replica's prefill cost as calibrated before the pass.
         errors: Requests that failed, as text (none in a good run).
     """
@@ -120,6 +121,7 @@ class ArmRun:
     served: tuple[int, ...]
     ms_per_token: tuple[float, ...]
     cached: tuple[int, ...] = ()
+    load: float = math.nan
     errors: tuple[str, ...] = ()
 
 
@@ -139,6 +141,8 @@ class Summary:
         wall: Seconds per pass (mean over passes).
         served: Requests per replica per pass (mean over passes).
         errors: Failed requests over all passes.
+        ms_per_token: The servers' calibrated prefill cost (mean over passes and servers).
+        load: The load average at the passes' starts (mean).
     """
 
     arm: str
@@ -152,6 +156,8 @@ class Summary:
     wall: float
     served: tuple[float, ...]
     errors: int
+    ms_per_token: float = math.nan
+    load: float = math.nan
 
     def figure(self, name: str) -> float:
         """One figure by name: `prefilled`, `ttft_mean`, `ttft_p90` or `wall`."""
@@ -195,6 +201,8 @@ def summarise(runs: Iterable[ArmRun]) -> dict[tuple[str, str], Summary]:
             wall=mean([run.wall for run in group]),
             served=served,
             errors=sum(len(run.errors) for run in group),
+            ms_per_token=mean([cost for run in group for cost in run.ms_per_token]),
+            load=mean([run.load for run in group]),
         )
     return out
 

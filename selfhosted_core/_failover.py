@@ -118,7 +118,7 @@ class Call:
         self._budget = max_attempts if max_attempts is not None else policy.max_attempts
         self._unsafe = policy.resend_unsafe if resend_unsafe is None else resend_unsafe
         self._record_outcomes = record
-        self._order = None if key is None else router.affinity_order(model, key)
+        self._affinity = None if key is None else router.affinity(model, key)
         self._clock = clock
         budget = timeout if timeout is not None else max(e.timeout for e in replicas)
         self._timeout = timeout
@@ -161,7 +161,7 @@ class Call:
             prefer=again if again is not None else self._prefer,
             strict=self._strict or again is not None,
             not_before={} if again is not None else self._not_before,
-            order=self._order,
+            affinity=self._affinity,
             first=self._counted == 0,
         )
         now = self._clock()

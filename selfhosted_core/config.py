@@ -389,18 +389,20 @@ class RoutingPolicy(Validated):
             fewest requests in flight. `affinity` gives each request a key, the caller's
             (`ChatRequest.affinity`: a session, a thread, a user) or else a hash of its
             leading prefix (tool names, system messages and the first other message, up to
-            `affinity_prefix_chars`), and sends it to the first replica in that key's
-            rendezvous order (highest random weight, scaled by `weight`) that is not
-            overloaded. So the turns of a conversation, and requests sharing a long prompt
-            prefix, reach the replica whose prompt cache holds it, in every process with
-            this config alike, with no shared state; a replica added or removed moves only
-            its own keys. It costs a hash of the prefix per request (a few microseconds).
+            `affinity_prefix_chars`). A key sent before goes where it went last unless that
+            replica is at its load bound; a new one goes to the least loaded replica, the
+            first in the key's rendezvous order (highest random weight, scaled by `weight`)
+            among equals. So the turns of a conversation, and requests sharing a long prompt
+            prefix, reach the replica whose prompt cache holds it; with equal loads every
+            process with this config picks alike, with no shared state, and a replica added
+            or removed moves only its own keys. It costs a hash of the prefix per request (a
+            few microseconds).
         affinity_prefix_chars: How many characters of the leading prompt make the key when
             the request names none (about four per token).
         load_factor: The bound on affinity ("consistent hashing with bounded loads"): a
             replica may hold ceil(`load_factor` x (requests in flight + 1) x its weight / the
-            usable replicas' weight) requests, the new one included; a key whose first
-            replica is at its bound goes to the next in its order. 1 balances strictly;
+            usable replicas' weight) requests, the new one included; a key whose replica
+            is at its bound goes to the next in its order. 1 balances strictly;
             higher keeps more requests on their cache.
         load_signals: `auto` reads each server's own count of requests running and waiting
             (llama-server `/metrics` or `/slots`, vLLM and SGLang `/metrics`), one background

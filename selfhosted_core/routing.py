@@ -22,8 +22,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from selfhosted_core._affinity import Rendezvous
 from selfhosted_core._circuit import Circuit, CircuitState
@@ -36,7 +38,7 @@ from selfhosted_core.errors import (
     UnknownModelError,
 )
 
-__all__ = ["CircuitState", "EndpointStats", "Pick", "Router", "affinity_name"]
+__all__ = ["Affinity", "CircuitState", "EndpointStats", "Pick", "Router", "affinity_name"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,10 +60,10 @@ class EndpointStats:
         latency_p95: 95th percentile of the same.
         latency_p99: 99th percentile of the same.
         affinity_hits: Requests with an affinity key whose first attempt was sent here, their
-            key's first choice.
-        affinity_spills: Requests whose key's first choice this endpoint was, whose first
-            attempt was sent to another replica because this one was at its load bound,
-            resting or ejected.
+            key's choice (where it went last, or for a new key its rendezvous home).
+        affinity_spills: Requests whose key's choice this endpoint was, whose first attempt
+            was sent to another replica because this one was at its load bound, busier than
+            another for a new key, resting or ejected.
         prompt_tokens: Prompt tokens of the answers it gave, as its server reported them.
         cached_prompt_tokens: Of those, the ones its server took from its prompt cache
             (`usage.prompt_tokens_details.cached_tokens`); their share is its cache hit rate.
@@ -99,6 +101,17 @@ class _Tally:
     cached_prompt_tokens: int = 0
     load: int | None = None
     load_at: float = -math.inf
+
+
+class Affinity(NamedTuple):
+    """A request's affinity key, and its model's slots in the key's rendezvous order."""
+
+    key: bytes
+    order: tuple[int, ...]
+
+
+_PLACED_KEYS = 65_536
+"""Keys whose replica the router remembers (16 bytes each), the least recently used forgotten."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +161,7 @@ class Router:
             for model, pool in self._pools.items()
         }
         self._tallies = [_Tally() for _ in config.endpoints]
+        self._placed: OrderedDict[bytes, int] = OrderedDict()
         # How long a server's report of its load counts, per slot (None: it is never read).
         self._fresh: list[float | None] = [None] * len(config.endpoints)
         self._watching = dict.fromkeys(self._pools, False)
@@ -177,7 +191,7 @@ class Router:
         prefer: int | None = None,
         strict: bool = False,
         not_before: Mapping[int, float] | None = None,
-        order: Sequence[int] | None = None,
+        affinity: Affinity | None = None,
         first: bool = True,
     ) -> Pick:
         """Choose the endpoint for the next attempt and count it in flight there.
@@ -187,7 +201,7 @@ class Router:
         the replicas are chosen among as usual. With `strict`, `prefer` is chosen whatever
         its state: the caller asked for that replica and no other. `not_before` holds, per
         slot, the earliest time this request may use it again (its own backoff after a
-        failure there). `order` is the request's affinity order (`affinity_order`), given
+        failure there). `affinity` is the request's key and order (`Router.affinity`), given
         under the `affinity` strategy; `first` says this is the request's first attempt,
         whose choice counts in the affinity hits and spills.
 
@@ -215,20 +229,20 @@ class Router:
             }
             soonest = max(now, min(ready_at.values()))
             usable = [slot for slot in slots if ready_at[slot] <= soonest]
-            if order is None:
+            if affinity is None:
                 slot = self._preferred(model, usable, now)
             else:
-                slot = self._affine(model, order, usable, now, first=first)
+                slot = self._affine(model, affinity, usable, now, first=first)
             self._circuits[slot].begin(now)
             return Pick(slot, max(0.0, ready_at[slot] - now))
 
-    def affinity_order(self, model: str, key: bytes) -> tuple[int, ...]:
-        """`model`'s slots in `key`'s rendezvous order, its first choice first.
+    def affinity(self, model: str, key: bytes) -> Affinity:
+        """`key` with `model`'s slots in its rendezvous order, its first choice first.
 
         Pure (the rings never change), so it is computed outside the lock, once per request.
         """
         pool = self._pools[model]
-        return tuple(pool[index] for index in self._rings[model].order(key))
+        return Affinity(key, tuple(pool[index] for index in self._rings[model].order(key)))
 
     def slot_named(self, model: str, name: str) -> int:
         """The slot of `model`'s replica named `name`: its URL (with or without `/v1`) or label.
@@ -352,33 +366,48 @@ class Router:
         return tied[turn % len(tied)]
 
     def _affine(
-        self, model: str, order: Sequence[int], usable: list[int], now: float, *, first: bool
+        self, model: str, affinity: Affinity, usable: list[int], now: float, *, first: bool
     ) -> int:
-        """The first replica in the key's `order` within its load bound.
+        """The replica for a keyed request: where its key went before, within the load bound.
 
+        A key this router sent before goes where it went last (its prefix is cached there),
+        or while that replica is at its bound to the next in the key's order within its own.
         A replica may hold ceil(factor x (load + 1) x weight / usable weight) requests, this
-        one included. The bounds add up to at least factor x (load + 1), more than the load,
-        so some usable replica is always within its bound.
+        one included; the bounds add up to more than the load, so one is always within its.
+        A key not seen before has nothing cached to go to: it takes the least loaded replica
+        (by weight), the first in its order among equals, which with equal loads is its
+        rendezvous home in every process.
         """
         endpoints = self._config.endpoints
         if self._watching[model]:
             loads = {slot: self._load(slot, now) for slot in usable}
         else:
             loads = {slot: self._circuits[slot].in_flight for slot in usable}
-        bound = self._policies[model].load_factor * (sum(loads.values()) + 1)
-        weights = sum(endpoints[slot].weight for slot in usable)
-        for slot in order:
-            load = loads.get(slot)
-            if load is not None and load < math.ceil(bound * endpoints[slot].weight / weights):
-                break
+        placed = self._placed.get(affinity.key)
+        expected = affinity.order[0] if placed is None else placed
+        if placed is None or placed not in loads:
+            slot = min(
+                (slot for slot in affinity.order if slot in loads),
+                key=lambda slot: loads[slot] / endpoints[slot].weight,
+            )
         else:
-            raise AssertionError("bounded loads always leave one usable replica within bounds")
-        if first:
-            home = self._tallies[order[0]]
-            if slot == order[0]:
-                home.hits += 1
+            bound = self._policies[model].load_factor * (sum(loads.values()) + 1)
+            weights = sum(endpoints[slot].weight for slot in usable)
+            for slot in (placed, *affinity.order):
+                load = loads.get(slot)
+                if load is not None and load < math.ceil(bound * endpoints[slot].weight / weights):
+                    break
             else:
-                home.spills += 1
+                raise AssertionError("bounded loads always leave one usable replica within bounds")
+        self._placed[affinity.key] = slot
+        self._placed.move_to_end(affinity.key)
+        if len(self._placed) > _PLACED_KEYS:
+            self._placed.popitem(last=False)
+        if first:
+            if slot == expected:
+                self._tallies[expected].hits += 1
+            else:
+                self._tallies[expected].spills += 1
         return slot
 
     def _load(self, slot: int, now: float) -> int:

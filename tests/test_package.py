@@ -40,6 +40,7 @@ def test_all_is_sorted_and_resolves(name: str) -> None:
 
 
 MODULE_ONLY = {
+    "Affinity",
     "PROFILES",
     "Pick",
     "Router",

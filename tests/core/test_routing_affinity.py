@@ -1,4 +1,4 @@
-"""The affinity strategy: a key's first replica while within its load bound, and what it counts."""
+"""The affinity strategy: where a key goes within its load bound, and what it counts."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from selfhosted_core import (
     Message,
     Provider,
     RoutingStrategy,
+    routing,
 )
 from selfhosted_core._affinity import Rendezvous, named_key
 from selfhosted_core.routing import Pick, Router
@@ -47,7 +48,7 @@ def home_of(key: bytes, *, weights: list[float] | None = None) -> list[int]:
 
 def keyed(router: Router, key: bytes, *, first: bool = True) -> Pick:
     """Pick for a request with `key`, as a `Call` asks for it."""
-    return router.pick("tiny", CHAT, order=router.affinity_order("tiny", key), first=first)
+    return router.pick("tiny", CHAT, affinity=router.affinity("tiny", key), first=first)
 
 
 class Clock:
@@ -72,7 +73,7 @@ def test_a_key_goes_to_its_first_replica_every_time() -> None:
     assert sum(entry.affinity_spills for entry in stats) == 0
 
 
-def test_an_overloaded_first_replica_spills_to_the_second_and_takes_the_key_back() -> None:
+def test_an_overloaded_replica_spills_to_the_next_and_the_key_follows_it() -> None:
     router = Router(config({"load_factor": 1.0}))
     key = named_key("session-1")
     first, second, _ = home_of(key)
@@ -84,16 +85,51 @@ def test_an_overloaded_first_replica_spills_to_the_second_and_takes_the_key_back
     assert router.stats()[first].affinity_spills == 1
     router.succeeded(held, latency=0.1)
     router.succeeded(spilled, latency=0.1)
-    assert keyed(router, key).slot == first
+    # The spill prefilled the prefix on the second replica: the key stays there.
+    assert keyed(router, key).slot == second
+    assert router.stats()[second].affinity_hits == 1
 
 
 def test_a_higher_load_factor_keeps_more_requests_on_the_first_replica() -> None:
     router = Router(config({"load_factor": 2.0}))
     key = named_key("session-1")
     slots = [keyed(router, key).slot for _ in range(4)]
-    # ceil(2 * (n + 1) / 3) for n = 0..3 in flight: 1, 2, 2, 3 -> the third spills.
+    # ceil(2 * (n + 1) / 3) for n = 0..3 in flight: 1, 2, 2, 3 -> the third spills, and the
+    # fourth follows it.
     first, second, _ = home_of(key)
-    assert slots == [first, first, second, first]
+    assert slots == [first, first, second, second]
+
+
+def test_a_new_key_takes_the_least_loaded_replica() -> None:
+    router = Router(config())
+    first, second, third = home_of(named_key("session-1"))
+    router.pick("tiny", CHAT, prefer=first, strict=True)
+    router.pick("tiny", CHAT, prefer=second, strict=True)
+    # Nothing is cached for a key never seen: its home's one request in flight outweighs it.
+    assert keyed(router, named_key("session-1")).slot == third
+    assert router.stats()[first].affinity_spills == 1
+
+
+def test_a_new_key_among_equally_loaded_replicas_goes_home() -> None:
+    router = Router(config())
+    for slot in range(3):
+        router.pick("tiny", CHAT, prefer=slot, strict=True)
+    key = named_key("session-1")
+    assert keyed(router, key).slot == home_of(key)[0]
+
+
+def test_a_forgotten_key_is_placed_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(routing, "_PLACED_KEYS", 1)
+    router = Router(config({"load_factor": 1.0}))
+    key = named_key("session-1")
+    first, second, _ = home_of(key)
+    keyed(router, key)
+    assert keyed(router, key).slot == second  # spilled: the key now lives on `second`
+    router.succeeded(first, latency=0.1)
+    router.succeeded(second, latency=0.1)
+    other = keyed(router, named_key("session-2"), first=False).slot  # pushes `session-1` out
+    router.succeeded(other, latency=0.1)
+    assert keyed(router, key).slot == first
 
 
 def test_an_ejected_first_replica_hands_its_keys_to_the_second() -> None:

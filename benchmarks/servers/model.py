@@ -45,7 +45,7 @@ class ModelSpec:
         seed: Seed of the weights.
     """
 
-    layers: int = 6
+    layers: int = 5
     width: int = 640
     feed_forward: int = 2048
     heads: int = 10

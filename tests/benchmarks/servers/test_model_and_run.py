@@ -14,7 +14,7 @@ from selfhosted_core.local._chat_tokenizer import CHAT_TEMPLATE, build_vocab
 
 def test_spec_keys_the_cached_file() -> None:
     spec = ModelSpec()
-    assert spec.parameters == 6 * (4 * 640 * 640 + 3 * 640 * 2048)
+    assert spec.parameters == 5 * (4 * 640 * 640 + 3 * 640 * 2048)
     assert ModelSpec().file_name == spec.file_name
     assert ModelSpec(layers=4).file_name != spec.file_name
     assert ModelSpec(seed=1).key != spec.key

@@ -31,10 +31,15 @@ TIMEOUT = 300.0
 
 @dataclass(frozen=True)
 class Timing:
-    """One request's times, in seconds from just before the client was called."""
+    """One request's times, in seconds from just before the client was called, and where.
+
+    `replica` is the label of the replica that served it (`replica-0`, `replica-1`), as the
+    client reported it; empty when it did not say.
+    """
 
     ttft: float
     total: float
+    replica: str = ""
 
 
 Send = Callable[[Request], Awaitable[Timing]]
@@ -83,11 +88,13 @@ def _library(strategy: str) -> Callable[[Sequence[str]], AbstractAsyncContextMan
                 )
                 start = time.perf_counter()
                 first: float | None = None
+                replica = ""
                 async for chunk in provider.astream(chat):
                     if first is None and chunk.content:
                         first = time.perf_counter() - start
+                    replica = replica or chunk.endpoint
                 total = time.perf_counter() - start
-                return Timing(total if first is None else first, total)
+                return Timing(total if first is None else first, total, replica)
 
             yield send
 
@@ -104,8 +111,9 @@ async def _litellm_shuffle(urls: Sequence[str]) -> AsyncIterator[Send]:
             {
                 "model_name": MODEL,
                 "litellm_params": {"model": f"openai/{MODEL}", "api_base": url, "api_key": "x"},
+                "model_info": {"id": f"replica-{index}"},
             }
-            for url in urls
+            for index, url in enumerate(urls)
         ],
         routing_strategy="simple-shuffle",
         timeout=TIMEOUT,
@@ -122,7 +130,9 @@ async def _litellm_shuffle(urls: Sequence[str]) -> AsyncIterator[Send]:
             if first is None and chunk.choices and chunk.choices[0].delta.content:
                 first = time.perf_counter() - start
         total = time.perf_counter() - start
-        return Timing(total if first is None else first, total)
+        # The Router names the deployment it chose by its `model_info.id`.
+        hidden = getattr(stream, "_hidden_params", None) or {}
+        return Timing(total if first is None else first, total, str(hidden.get("model_id") or ""))
 
     yield send
 

@@ -10,11 +10,13 @@ client), and the servers' counters are read; they are read again after the pass.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx2
@@ -24,7 +26,17 @@ from benchmarks.servers.metrics import ArmRun, parse_prometheus
 from benchmarks.servers.workload import Request, Workload, system_prompt
 from selfhosted_core.local import LlamaServer
 
-__all__ = ["CONCURRENCY", "REPLICAS", "SLOTS", "calibrate", "counters", "drive", "replicas", "run"]
+__all__ = [
+    "CONCURRENCY",
+    "REPLICAS",
+    "SLOTS",
+    "Pass",
+    "calibrate",
+    "counters",
+    "drive",
+    "replicas",
+    "run",
+]
 
 REPLICAS = 2
 SLOTS = 2
@@ -84,41 +96,53 @@ def calibrate(server: LlamaServer, label: str) -> float:
     return float(timings["prompt_ms"]) / max(int(timings["prompt_n"]), 1)
 
 
-async def drive(
-    workload: Workload, send: Send, concurrency: int = CONCURRENCY
-) -> tuple[list[float], list[float], float, list[str]]:
+@dataclass
+class Pass:
+    """What one pass recorded, per request in dispatch order (NaN or "" for a failed one)."""
+
+    starts: list[float]
+    ttfts: list[float]
+    totals: list[float]
+    replicas: list[str]
+    wall: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+async def drive(workload: Workload, send: Send, concurrency: int = CONCURRENCY) -> Pass:
     """Send the workload's requests in order, `concurrency` at a time.
 
     A request whose session's previous turn is still running waits for it.
 
     Returns:
-        TTFTs and total times (seconds, in dispatch order; NaN for a failed request), the
-        wall time of the whole pass, and the errors.
+        Each request's start (seconds from the pass's start), TTFT and total time, the
+        replica that served it; the wall time of the whole pass, and the errors.
     """
     requests = workload.requests
     done = [asyncio.Event() for _ in requests]
-    ttfts = [float("nan")] * len(requests)
-    totals = [float("nan")] * len(requests)
-    errors: list[str] = []
-    queue = iter(range(len(requests)))
+    size = len(requests)
+    record = Pass([math.nan] * size, [math.nan] * size, [math.nan] * size, [""] * size)
+    queue = iter(range(size))
 
     async def worker() -> None:
         for index in queue:
             request = requests[index]
             if request.after is not None:
                 await done[request.after].wait()
+            record.starts[index] = time.perf_counter() - start
             try:
                 timing = await send(request)
             except Exception as exc:  # a failed request is reported, not fatal
-                errors.append(f"{request.session} turn {request.turn}: {exc!r}")
+                record.errors.append(f"{request.session} turn {request.turn}: {exc!r}")
             else:
-                ttfts[index], totals[index] = timing.ttft, timing.total
+                record.ttfts[index], record.totals[index] = timing.ttft, timing.total
+                record.replicas[index] = timing.replica
             finally:
                 done[index].set()
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return ttfts, totals, time.perf_counter() - start, errors
+    record.wall = time.perf_counter() - start
+    return record
 
 
 async def _measured(
@@ -127,20 +151,22 @@ async def _measured(
     async with arm.open([server.base_url for server in servers]) as send:
         await send(_WARM_UP)
         before = [counters(server) for server in servers]
-        ttfts, totals, wall, errors = await drive(workload, send)
+        record = await drive(workload, send)
         after = [counters(server) for server in servers]
     return ArmRun(
         arm=arm.name,
         workload=workload.name,
         rep=rep,
-        ttfts=tuple(ttfts),
-        totals=tuple(totals),
-        wall=wall,
+        ttfts=tuple(record.ttfts),
+        totals=tuple(record.totals),
+        wall=record.wall,
         prefilled=tuple(a[0] - b[0] for a, b in zip(after, before, strict=True)),
         served=tuple(a[1] - b[1] for a, b in zip(after, before, strict=True)),
         ms_per_token=(),
         cached=tuple(a[2] - b[2] for a, b in zip(after, before, strict=True)),
-        errors=tuple(errors),
+        starts=tuple(record.starts),
+        replicas=tuple(record.replicas),
+        errors=tuple(record.errors),
     )
 
 

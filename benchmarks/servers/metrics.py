@@ -20,6 +20,7 @@ __all__ = [
     "Summary",
     "baseline_of",
     "mean",
+    "overlapping",
     "parse_prometheus",
     "percentile",
     "ratio",
@@ -55,6 +56,37 @@ def parse_prometheus(text: str) -> dict[str, float]:
         except ValueError:
             continue
     return values
+
+
+def overlapping(
+    starts: Sequence[float], durations: Sequence[float], replicas: Sequence[str]
+) -> int:
+    """How many requests were, at some moment, in flight on one replica with another.
+
+    Args:
+        starts: Each request's start.
+        durations: Each request's duration (NaN: it failed, and is left out).
+        replicas: Where each request went.
+
+    Returns:
+        The count of requests whose interval overlaps another's on the same replica.
+
+    Example:
+        >>> overlapping([0.0, 1.0, 5.0], [2.0, 2.0, 1.0], ["a", "a", "a"])
+        2
+    """
+    spans = [
+        (start, start + duration, replica)
+        for start, duration, replica in zip(starts, durations, replicas, strict=True)
+        if not math.isnan(duration)
+    ]
+    return sum(
+        any(
+            j != i and other[2] == span[2] and other[0] < span[1] and span[0] < other[1]
+            for j, other in enumerate(spans)
+        )
+        for i, span in enumerate(spans)
+    )
 
 
 def mean(values: Sequence[float]) -> float:
@@ -107,6 +139,8 @@ class ArmRun:
         served: Requests each replica served during the pass (tokens it generated).
         cached: Prompt tokens each replica took from its prompt cache during the pass.
         load: The machine's 1-minute load average when the pass started.
+        starts: Seconds from the pass's start to each request's send, in dispatch order.
+        replicas: The replica that served each request, as its client reported it.
         ms_per_token: Each replica's prefill cost as calibrated before the pass.
         errors: Requests that failed, as text (none in a good run).
     """
@@ -122,7 +156,24 @@ class ArmRun:
     ms_per_token: tuple[float, ...]
     cached: tuple[int, ...] = ()
     load: float = math.nan
+    starts: tuple[float, ...] = ()
+    replicas: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
+
+    @property
+    def doubled(self) -> int | None:
+        """How many requests shared their replica with another request at some moment.
+
+        Two requests on one `-t 1` replica share its core while the other replica may idle:
+        the placement, not the machine, is then what slows them. None when the client did not
+        report where each request went.
+        """
+        answered = [i for i, total in enumerate(self.totals) if not math.isnan(total)]
+        if len(self.starts) != len(self.totals) or len(self.replicas) != len(self.totals):
+            return None
+        if not all(self.replicas[i] for i in answered):
+            return None
+        return overlapping(self.starts, self.totals, self.replicas)
 
 
 @dataclass(frozen=True)
@@ -143,6 +194,8 @@ class Summary:
         errors: Failed requests over all passes.
         ms_per_token: The servers' calibrated prefill cost (mean over passes and servers).
         load: The load average at the passes' starts (mean).
+        doubled: Requests per pass that shared a replica with another at some moment (mean;
+            NaN when a client did not say where its requests went).
     """
 
     arm: str
@@ -158,6 +211,7 @@ class Summary:
     errors: int
     ms_per_token: float = math.nan
     load: float = math.nan
+    doubled: float = math.nan
 
     def figure(self, name: str) -> float:
         """One figure by name: `prefilled`, `ttft_mean`, `ttft_p90` or `wall`."""
@@ -184,6 +238,7 @@ def summarise(runs: Iterable[ArmRun]) -> dict[tuple[str, str], Summary]:
     for (workload, arm), group in groups.items():
         # A failed request has no TTFT (NaN): it is counted in `errors`, not in the figures.
         ttfts = [t for run in group for t in run.ttfts if not math.isnan(t)]
+        doubled = [run.doubled for run in group]
         replicas = max(len(run.served) for run in group)
         served = tuple(
             mean([run.served[i] if i < len(run.served) else 0 for run in group])
@@ -203,6 +258,7 @@ def summarise(runs: Iterable[ArmRun]) -> dict[tuple[str, str], Summary]:
             errors=sum(len(run.errors) for run in group),
             ms_per_token=mean([cost for run in group for cost in run.ms_per_token]),
             load=mean([run.load for run in group]),
+            doubled=math.nan if None in doubled else mean([d for d in doubled if d is not None]),
         )
     return out
 

@@ -61,7 +61,8 @@ def results_table(summaries: Mapping[tuple[str, str], Summary], workload: str) -
     """One workload's arms: prefilled tokens, mean and p90 TTFT, wall, each with its ratio."""
     header = ["arm", "requests", "prompt tokens prefilled", f"{TIMES} LIF", "from cache"]
     header += ["mean TTFT ms", f"{TIMES} LIF", "p90 TTFT ms", f"{TIMES} LIF"]
-    header += ["wall s", f"{TIMES} LIF", "requests per replica", "prefill ms/token", "load"]
+    header += ["wall s", f"{TIMES} LIF", "requests per replica", "sharing a replica"]
+    header += ["prefill ms/token", "load"]
     base = baseline_of(summaries, workload)
     rows = []
     for (name, _), summary in summaries.items():
@@ -85,6 +86,7 @@ def results_table(summaries: Mapping[tuple[str, str], Summary], workload: str) -
                 f"{summary.wall:.1f}",
                 show_ratio(ratios.get("wall")),
                 " / ".join(f"{count:g}" for count in summary.served),
+                "-" if math.isnan(summary.doubled) else f"{summary.doubled:g}",
                 f"{summary.ms_per_token:.2f}",
                 f"{summary.load:.2f}",
             ]
@@ -158,7 +160,10 @@ def markdown(
         "(`/metrics`) over the pass, both replicas, per pass; from cache: the same of "
         "`llamacpp:prompt_tokens_cached_total`. TTFT: from calling the client to "
         "the first content delta. Requests per replica: the change of "
-        "`llamacpp:tokens_predicted_total` (one token per request). Prefill ms/token: the "
+        "`llamacpp:tokens_predicted_total` (one token per request). Sharing a replica: requests "
+        "that were in flight on one replica together with another at some moment (where each "
+        "went as its client reported it), so competing for its one core while the other "
+        "replica may have idled. Prefill ms/token: the "
         "servers' calibration before the arm's passes, and load: the load average when they "
         "started; other work on the machine moves both, and TTFT with them. Ratios are to "
         f"`{BASELINE}` (LIF).",

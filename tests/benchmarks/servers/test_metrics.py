@@ -7,6 +7,7 @@ import pytest
 from benchmarks.servers.metrics import (
     ArmRun,
     mean,
+    overlapping,
     parse_prometheus,
     percentile,
     ratio,
@@ -89,3 +90,29 @@ def test_runs_pooled_by_workload_and_arm() -> None:
     assert ratios["prefilled"] == 0.5
     assert ratios["ttft_mean"] == pytest.approx(2.5 / 4.0)
     assert ratios["wall"] == 1.0
+
+
+def test_requests_sharing_a_replica_are_counted() -> None:
+    # a and b overlap on r0; c is alone on r1; d follows a and b on r0 without overlap.
+    starts = [0.0, 1.0, 1.0, 5.0]
+    durations = [2.0, 3.0, 3.0, 1.0]
+    assert overlapping(starts, durations, ["r0", "r0", "r1", "r0"]) == 2
+    assert overlapping(starts, durations, ["r0", "r1", "r2", "r0"]) == 0
+    # Touching ends do not overlap; a failed request (NaN) is left out.
+    assert overlapping([0.0, 2.0], [2.0, 1.0], ["r0", "r0"]) == 0
+    assert overlapping([0.0, 1.0], [math.nan, 1.0], ["", "r0"]) == 0
+
+
+def test_sharing_unknown_when_a_client_does_not_say_where() -> None:
+    placed = arm_run(
+        "a", "shared", 0, (1.0, 1.0), starts=(0.0, 0.5), replicas=("r0", "r0"), totals=(1.0, 1.0)
+    )
+    assert placed.doubled == 2
+    assert (
+        arm_run("a", "shared", 0, (1.0, 1.0), starts=(0.0, 0.5), replicas=("r0", "")).doubled
+        is None
+    )
+    assert arm_run("a", "shared", 0, (1.0,)).doubled is None
+    pooled = summarise([placed, arm_run("a", "shared", 1, (1.0,))])
+    assert math.isnan(pooled["shared", "a"].doubled)
+    assert summarise([placed])["shared", "a"].doubled == 2.0

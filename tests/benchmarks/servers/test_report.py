@@ -23,6 +23,8 @@ def runs() -> list[ArmRun]:
             (2.4, 2.6),
             (100, 100),
             1.0,
+            starts=(0.0, 0.0, 1.0, 1.0),
+            replicas=("replica-0", "replica-1", "replica-0", "replica-0"),
         )
 
     return [
@@ -42,7 +44,7 @@ def runs() -> list[ArmRun]:
             (2.5, 2.5),
             (100, 100),
             1.0,
-            ("s1 turn 0: ReadTimeout()",),
+            errors=("s1 turn 0: ReadTimeout()",),
         ),
     ]
 
@@ -71,7 +73,7 @@ def test_results_table_has_figures_and_ratios_to_least_in_flight() -> None:
     assert len(lines) == 5
     assert lines[2] == (
         "| affinity | 4 | 5,200 | 0.52\u00d7 | 200 | 500 | 0.50\u00d7 | 570 | 0.57\u00d7 "
-        "| 12.5 | 1.00\u00d7 | 2 / 2 | 2.50 | 1.00 |"
+        "| 12.5 | 1.00\u00d7 | 2 / 2 | 2 | 2.50 | 1.00 |"
     )
     assert lines[3].startswith("| least_in_flight | 4 | 10,000 | 1.00\u00d7 | 200 | 1,000 |")
 

@@ -333,6 +333,37 @@ class Core(Client):
         await self.provider.aclose()
 
 
+class CoreTraced(Core):
+    """Ours with OpenTelemetry on, so every call makes its span and metrics.
+
+    The SDK's tracer provider (spans batched to an exporter that drops them) and meter
+    provider are installed in the worker's process, as an application would.
+    """
+
+    name = "selfhosted_core Provider + OTel SDK"
+
+    def __init__(self, base_url: str) -> None:
+        from opentelemetry import metrics, trace  # noqa: PLC0415
+        from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: PLC0415
+        from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+        from opentelemetry.sdk.trace.export import (  # noqa: PLC0415
+            BatchSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+
+        class Dropped(SpanExporter):
+            def export(self, spans: object) -> SpanExportResult:
+                return SpanExportResult.SUCCESS
+
+        tracing = TracerProvider()
+        tracing.add_span_processor(BatchSpanProcessor(Dropped()))
+        trace.set_tracer_provider(tracing)
+        metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+        super().__init__(base_url)
+
+
 class LangChainSelfHosted(_LangChain):
     """Ours: `ChatSelfHosted` and `SelfHostedEmbeddings`."""
 
@@ -371,6 +402,7 @@ CLIENTS: dict[str, type[Client]] = {
         LiteLLMOpenAI,
         LiteLLMHostedVLLM,
         Core,
+        CoreTraced,
         LangChainSelfHosted,
         LiteLLMSelfHosted,
     )

@@ -142,6 +142,26 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     check.set_defaults(run=_lazy("_commands", "check"))
 
+    stats = commands.add_parser(
+        "stats", parents=[with_config], help="every endpoint's stats, live (Ctrl-C stops)"
+    )
+    stats.add_argument(
+        "--interval", type=_positive, default=2.0,
+        help="seconds between refreshes, each health-checking every endpoint (default 2)",
+    )  # fmt: skip
+    stats.add_argument(
+        "--count", type=_at_least_one, default=None,
+        help="stop after this many refreshes (1: print the table once)",
+    )  # fmt: skip
+    stats.add_argument(
+        "--url", default=None,
+        help="read a serving process's stats from its /metrics (serve_metrics) instead",
+    )  # fmt: skip
+    stats.add_argument(
+        "--timeout", type=_positive, default=5.0, help="seconds for each request (default 5)"
+    )
+    stats.set_defaults(run=_lazy("_commands", "stats"))
+
     models = commands.add_parser("models", parents=[with_config], help="the configured models")
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     models.set_defaults(run=_lazy("_commands", "models"))

@@ -1,15 +1,20 @@
-"""`check`, `models`, `chat` and `embed`: the configured endpoints, through the core `Provider`."""
+"""`check`, `models`, `stats`, `chat`, `embed`: the configured endpoints, through `Provider`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import httpx2
+from rich.live import Live
+from rich.table import Table
 from rich.text import Text
 
 from selfhosted_cli._terminal import CommandError, Terminal
@@ -19,6 +24,7 @@ from selfhosted_cli._views import (
     health_table,
     models_table,
     similarity_table,
+    stats_table,
     usage_line,
 )
 from selfhosted_core import (
@@ -35,8 +41,9 @@ from selfhosted_core import (
     SelfHostedError,
 )
 from selfhosted_core._status import endpoint_secrets
+from selfhosted_core.prometheus import stats_from_text
 
-__all__ = ["chat", "check", "embed", "load_config", "models", "run_dir"]
+__all__ = ["chat", "check", "embed", "load_config", "models", "run_dir", "stats"]
 
 _FAILING = (HealthStatus.DOWN, HealthStatus.UNAUTHORIZED)
 
@@ -104,6 +111,64 @@ def _configured(args: argparse.Namespace, term: Terminal) -> Config:
 async def _health(config: Config, timeout: float) -> HealthReport:
     async with Provider(config) as provider:
         return await provider.ahealth(timeout=timeout)
+
+
+def stats(args: argparse.Namespace, term: Terminal) -> int:
+    """Show every endpoint's stats live, refreshed every `--interval` seconds.
+
+    The config's endpoints are health-checked at each refresh, or, with `--url`, a serving
+    process's `/metrics` (`serve_metrics`) is read. `--count N` stops after N refreshes
+    (1: print the table once); Ctrl-C stops it cleanly.
+    """
+    with contextlib.suppress(KeyboardInterrupt):
+        if args.url is not None:
+            asyncio.run(_watch_url(args.url, args, term))
+        else:
+            asyncio.run(_watch(_configured(args, term), args, term))
+    return 0
+
+
+async def _watch(config: Config, args: argparse.Namespace, term: Terminal) -> None:
+    async with Provider(config) as provider:
+
+        async def table() -> Table:
+            report = await provider.ahealth(timeout=args.timeout)
+            shown = [
+                replace(entry, last_error=term.redact(entry.last_error))
+                if entry.last_error
+                else entry
+                for entry in provider.stats()
+            ]
+            return stats_table(shown, report)
+
+        await _refreshing(table, args, term)
+
+
+async def _watch_url(url: str, args: argparse.Namespace, term: Terminal) -> None:
+    async with httpx2.AsyncClient(timeout=args.timeout) as client:
+
+        async def table() -> Table:
+            try:
+                reply = await client.get(url)
+            except httpx2.HTTPError as exc:
+                raise CommandError(f"cannot read {url}: {exc}") from exc
+            if reply.status_code != 200:
+                raise CommandError(f"{url} answered {reply.status_code}, not the metrics")
+            return stats_table(stats_from_text(reply.text))
+
+        await _refreshing(table, args, term)
+
+
+async def _refreshing(
+    table: Callable[[], Awaitable[Table]], args: argparse.Namespace, term: Terminal
+) -> None:
+    """Show `table()`, made anew every `args.interval` seconds, `args.count` times at most."""
+    shown = 1
+    with Live(await table(), console=term.out, auto_refresh=False) as live:
+        while args.count is None or shown < args.count:
+            await asyncio.sleep(args.interval)
+            live.update(await table(), refresh=True)
+            shown += 1
 
 
 def models(args: argparse.Namespace, term: Terminal) -> int:

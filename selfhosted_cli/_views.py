@@ -14,9 +14,11 @@ from selfhosted_core import (
     AuthenticationError,
     CapabilityError,
     ChatResponse,
+    CircuitState,
     ConfigurationError,
     ContextWindowExceededError,
     EndpointConnectionError,
+    EndpointStats,
     EndpointTimeoutError,
     HealthReport,
     HealthStatus,
@@ -35,6 +37,7 @@ __all__ = [
     "health_table",
     "models_table",
     "similarity_table",
+    "stats_table",
     "usage_line",
 ]
 
@@ -43,6 +46,12 @@ _STATUS_STYLE = {
     HealthStatus.LOADING: "yellow",
     HealthStatus.UNAUTHORIZED: "red",
     HealthStatus.DOWN: "bold red",
+}
+
+_CIRCUIT_STYLE = {
+    CircuitState.CLOSED: "green",
+    CircuitState.HALF_OPEN: "yellow",
+    CircuitState.OPEN: "bold red",
 }
 
 _HINTS: tuple[tuple[type[BaseException], str], ...] = (
@@ -110,6 +119,52 @@ def health_table(report: HealthReport) -> Table:
             row.append(Text(entry.detail or ""))
         table.add_row(*row)
     return table
+
+
+def stats_table(stats: Sequence[EndpointStats], report: HealthReport | None = None) -> Table:
+    """One row per endpoint: its health and circuit, load, requests, latency, prompt cache.
+
+    `report` is the latest health check, in the same (configuration) order as `stats`; without
+    one (stats read from another process) there is no health column.
+    """
+    table = Table(title="endpoint stats", title_justify="left")
+    table.add_column("model")
+    table.add_column("endpoint")
+    if report is not None:
+        table.add_column("health")
+    table.add_column("circuit")
+    for name in ("in flight", "load", "requests", "errors", "p50", "p95", "cache hits"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("last error", overflow="fold")
+    for position, entry in enumerate(stats):
+        health = []
+        if report is not None:
+            status = report.endpoints[position].status
+            health.append(Text(status.value, style=_STATUS_STYLE[status]))
+        cache = (
+            f"{entry.cached_prompt_tokens / entry.prompt_tokens:.0%}"
+            if entry.prompt_tokens
+            else "—"
+        )
+        table.add_row(
+            Text(entry.model),
+            Text(entry.endpoint),
+            *health,
+            Text(entry.circuit.value, style=_CIRCUIT_STYLE[entry.circuit]),
+            str(entry.in_flight),
+            str(entry.server_load) if entry.server_load is not None else "—",
+            str(entry.requests),
+            str(entry.errors),
+            _milliseconds(entry.latency_p50),
+            _milliseconds(entry.latency_p95),
+            cache,
+            Text(entry.last_error or ""),
+        )
+    return table
+
+
+def _milliseconds(seconds: float | None) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds is not None else "—"
 
 
 def models_table(models: Sequence[ModelInfo]) -> Table:

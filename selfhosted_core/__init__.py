@@ -41,6 +41,7 @@ from selfhosted_core.errors import (
     UnknownModelError,
 )
 from selfhosted_core.profiles import ServerKind, ServerProfile
+from selfhosted_core.prometheus import MetricsServer, prometheus_text, serve_metrics
 from selfhosted_core.provider import Provider
 from selfhosted_core.routing import CircuitState, EndpointStats, affinity_name
 from selfhosted_core.streams import AsyncChatStream, ChatStream
@@ -99,6 +100,7 @@ __all__ = [
     "InvalidToolCall",
     "LoadSignals",
     "Message",
+    "MetricsServer",
     "ModelEndpoint",
     "ModelInfo",
     "ModelRouting",
@@ -123,6 +125,8 @@ __all__ = [
     "UnknownModelError",
     "Usage",
     "affinity_name",
+    "prometheus_text",
+    "serve_metrics",
 ]
 
 # A library's logger: silent until the application configures logging (Python's own advice for

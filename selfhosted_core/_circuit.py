@@ -11,10 +11,14 @@ closed --N consecutive failures--> open --cooldown (+/-20%) elapsed--> half_open
 
 A server still loading its model (503 "Loading model") or rate limiting (429) is not broken:
 it rests until the time it gave (or the cooldown) without counting towards the breaker.
+
+An ejection (the circuit opening) and a restore (closing again) are logged here, where they are
+decided, as warnings of the `selfhosted_core` logger naming the endpoint's label.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,6 +30,8 @@ __all__ = ["Circuit", "CircuitState"]
 
 _JITTER = 0.2
 _LATENCY_WINDOW = 1024
+
+_log = logging.getLogger("selfhosted_core")
 
 
 class CircuitState(str, Enum):
@@ -41,6 +47,7 @@ class Circuit:
     """The mutable standing of one endpoint; the `Router` serialises access to it."""
 
     policy: RoutingPolicy
+    label: str = ""
     state: CircuitState = CircuitState.CLOSED
     in_flight: int = 0
     requests: int = 0
@@ -133,12 +140,21 @@ class Circuit:
         self.probing = False
 
     def _restore(self) -> None:
+        if self.state is not CircuitState.CLOSED:
+            _log.warning("endpoint %s restored (circuit closed)", self.label)
         self.state = CircuitState.CLOSED
         self.consecutive_failures = 0
         self.loading = False
         self.rest_until = 0.0
 
     def _open(self, now: float) -> None:
-        self.state = CircuitState.OPEN
         spread = 1 + random.uniform(-_JITTER, _JITTER)
         self.rest_until = now + self.policy.cooldown * spread
+        if self.state is not CircuitState.OPEN:
+            _log.warning(
+                "endpoint %s ejected (circuit open; failures in a row: %d); tried again in %.1f s",
+                self.label,
+                self.consecutive_failures,
+                self.rest_until - now,
+            )
+        self.state = CircuitState.OPEN

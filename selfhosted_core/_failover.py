@@ -13,16 +13,22 @@ A kept-alive connection the server had closed (llama-server closes one after a s
 fails the next request on it before any byte is answered; that request is sent once more at
 once, to the same replica, without counting against the budget. Every send is listed, in order,
 in the raised error's `attempts`.
+
+Each attempt's end is logged here, where it is decided: a debug line of the `selfhosted_core`
+logger (model, endpoint label, outcome, milliseconds), and a warning when the request is sent
+again. Only labels, error types and statuses are logged: never a key, a message or a reply.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import httpx2
 
+from selfhosted_core._telemetry import Observation
 from selfhosted_core.config import Capability, ModelEndpoint, RoutingPolicy
 from selfhosted_core.errors import (
     APIStatusError,
@@ -43,6 +49,8 @@ _ENDPOINT_FAILURES = (EndpointConnectionError, EndpointTimeoutError, ResponseErr
 _RESENT_STATUSES = frozenset({429, 502, 503})
 """Statuses that say the request was not worked on: busy, bad gateway, unavailable/loading."""
 
+_log = logging.getLogger("selfhosted_core")
+
 
 def may_resend(error: SelfHostedError, *, unsafe: bool = False) -> bool:
     """Whether the request that ended in `error` may be sent again.
@@ -61,6 +69,13 @@ def may_resend(error: SelfHostedError, *, unsafe: bool = False) -> bool:
         # Only connecting timed out for sure; a read timeout may be a generation under way.
         return error.stage == "connect" or unsafe
     return False
+
+
+def _failure(error: SelfHostedError) -> str:
+    """An attempt's failure as logged and traced: the error type, and the status if any."""
+    if isinstance(error, APIStatusError):
+        return f"{type(error).__name__} {error.status_code}"
+    return type(error).__name__
 
 
 def _hung_up(error: SelfHostedError) -> bool:
@@ -88,6 +103,7 @@ class Call:
         record: Whether outcomes count in the router's state (a health check's do not: its
             verdict reaches the router as a probe).
         key: The request's affinity key under the `affinity` strategy (see `_affinity`).
+        observation: The call's OpenTelemetry span, when the application set OTel up.
         clock: Monotonic seconds.
     """
 
@@ -106,6 +122,7 @@ class Call:
         timeout: float | None = None,
         record: bool = True,
         key: bytes | None = None,
+        observation: Observation | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         router.check(model, needs)
@@ -119,11 +136,13 @@ class Call:
         self._unsafe = policy.resend_unsafe if resend_unsafe is None else resend_unsafe
         self._record_outcomes = record
         self._affinity = None if key is None else router.affinity(model, key)
+        self.observation = observation
         self._clock = clock
         budget = timeout if timeout is not None else max(e.timeout for e in replicas)
         self._timeout = timeout
         self._deadline = clock() + budget
         self._counted = 0
+        self._number = 0
         self._again: int | None = None
         self._free_resend = True
         self._started = 0.0
@@ -150,6 +169,7 @@ class Call:
         Raises the latest attempt's error (or `EndpointTimeoutError` before any) when the
         wait would end past the request's deadline.
         """
+        self._number += 1
         if not self._record_outcomes:
             assert self._prefer is not None, "an unrecorded call probes one named slot"
             self._started = self._clock()
@@ -174,6 +194,8 @@ class Call:
             raise EndpointTimeoutError(
                 f"no replica of {self._model!r} is ready within the timeout", model=self._model
             )
+        if pick.hit is not None and self.observation is not None:
+            self.observation.routed(hit=pick.hit)
         if again is None:
             self._counted += 1
         self._started = now + pick.wait
@@ -198,6 +220,7 @@ class Call:
 
     def succeeded(self, slot: int) -> None:
         """The attempt on `slot` got its whole answer."""
+        self._ended(slot, "ok")
         if self._record_outcomes:
             self._router.succeeded(slot, latency=self._clock() - self._started)
 
@@ -212,6 +235,7 @@ class Call:
 
     def abandoned(self, slot: int) -> None:
         """The caller stopped the attempt (cancelled it, closed the stream early)."""
+        self._ended(slot, "abandoned")
         if self._record_outcomes:
             self._router.abandoned(slot)
 
@@ -221,6 +245,7 @@ class Call:
         Giving up lists every send in `error.attempts`.
         """
         self._sent.append((error.endpoint or "", error))
+        self._ended(slot, error)
         if not self._record_outcomes:
             error.attempts = self.attempts
             return False
@@ -244,6 +269,13 @@ class Call:
         self._not_before[slot] = self._clock() + (
             retry_after if retry_after is not None else backoff
         )
+        _log.warning(
+            "%s: attempt %d on %s failed (%s); sending again",
+            self._model,
+            self._number,
+            self._router.label(slot),
+            _failure(error),
+        )
         return True
 
     @contextmanager
@@ -253,6 +285,7 @@ class Call:
             yield
         except SelfHostedError as exc:
             self._sent.append((exc.endpoint or "", exc))
+            self._ended(slot, exc)
             if self._record_outcomes:
                 self._record(slot, exc)
             exc.attempts = self.attempts
@@ -261,6 +294,30 @@ class Call:
             self.abandoned(slot)
             raise
         self.succeeded(slot)
+
+    def _ended(self, slot: int, result: SelfHostedError | str) -> None:
+        """The attempt on `slot` ended in `result` ("ok", "abandoned", or an error)."""
+        debug = _log.isEnabledFor(logging.DEBUG)
+        if not debug and self.observation is None:
+            return
+        seconds = self._clock() - self._started
+        if isinstance(result, str):
+            outcome, status, shown = result, None, result
+        else:
+            outcome, shown = type(result).__name__, _failure(result)
+            status = result.status_code if isinstance(result, APIStatusError) else None
+        if debug:
+            _log.debug(
+                "%s: attempt %d on %s: %s in %.1f ms",
+                self._model,
+                self._number,
+                self._router.label(slot),
+                shown,
+                seconds * 1000,
+            )
+        if self.observation is not None:
+            endpoint = self._router.endpoint(slot)
+            self.observation.attempt(endpoint, self._number, outcome, status, seconds)
 
     def _record(self, slot: int, error: SelfHostedError) -> None:
         if isinstance(error, RateLimitError):

@@ -12,7 +12,7 @@ from typing import Any, NoReturn, TypeVar
 
 import httpx2
 
-from selfhosted_core import _engine, _health, _http, _tokenize
+from selfhosted_core import _engine, _health, _http, _telemetry, _tokenize
 from selfhosted_core._affinity import request_key
 from selfhosted_core._calls import CallPlan
 from selfhosted_core._failover import Call
@@ -46,6 +46,7 @@ from selfhosted_core.types import (
 __all__ = ["Provider"]
 
 T = TypeVar("T")
+R = TypeVar("R", ChatResponse, EmbeddingResponse)
 
 _EMBEDDING = frozenset({Capability.EMBEDDING})
 
@@ -93,6 +94,7 @@ class Provider:
         self._async_transport = async_transport
         self._pools = SyncPools(self, self._new_client)
         self._async_pools = AsyncPools(self._new_async_client)
+        _telemetry.track(self)
         self._watcher: LoadWatcher | None = None
         if self._router.watched:
             self._watcher = LoadWatcher(
@@ -152,12 +154,15 @@ class Provider:
     def chat(self, request: ChatRequest) -> ChatResponse:
         """Send a chat request and return the repaired answer."""
         call = self._chat_call(request)
-        return self._drive(_engine.attempts(call, self._chat_exchanges(request, call)))
+        return self._observed(call, _engine.attempts(call, self._chat_exchanges(request, call)))
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
         """Async twin of `chat`."""
         call = self._chat_call(request)
-        return await self._adrive(_engine.attempts(call, self._chat_exchanges(request, call)))
+        engine: _engine.Engine[ChatResponse] = _engine.attempts(
+            call, self._chat_exchanges(request, call)
+        )
+        return await self._aobserved(call, engine)
 
     def stream(self, request: ChatRequest) -> ChatStream:
         """Stream a chat answer; iterate the chunks, then `final_response()` for the whole.
@@ -181,7 +186,7 @@ class Provider:
         call = self._embed_call(request)
         if not texts:
             return EmbeddingResponse(model=request.model, embeddings=[], endpoint="")
-        return self._drive(_engine.attempts(call, self._embed_exchanges(request, texts)))
+        return self._observed(call, _engine.attempts(call, self._embed_exchanges(request, texts)))
 
     async def aembed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """Async twin of `embed`."""
@@ -189,7 +194,8 @@ class Provider:
         call = self._embed_call(request)
         if not texts:
             return EmbeddingResponse(model=request.model, embeddings=[], endpoint="")
-        return await self._adrive(_engine.attempts(call, self._embed_exchanges(request, texts)))
+        engine = _engine.attempts(call, self._embed_exchanges(request, texts))
+        return await self._aobserved(call, engine)
 
     def count_tokens(
         self,
@@ -335,6 +341,9 @@ class Provider:
             resend_unsafe=intent.resend_unsafe,
             timeout=intent.timeout,
             key=key,
+            observation=_telemetry.observe(
+                "chat" if isinstance(intent, ChatRequest) else "embeddings", intent
+            ),
         )
 
     def _chat_call(self, request: ChatRequest) -> Call:
@@ -420,6 +429,22 @@ class Provider:
             timeout=timeout,
             record=False,
         )
+
+    def _observed(self, call: Call, engine: _engine.Engine[R]) -> R:
+        """Run a chat or embeddings call, in its span when OpenTelemetry is set up."""
+        observation = call.observation
+        if observation is None:
+            return self._drive(engine)
+        with observation.current():
+            return observation.answered(self._drive(engine))
+
+    async def _aobserved(self, call: Call, engine: _engine.Engine[R]) -> R:
+        """Async twin of `_observed`."""
+        observation = call.observation
+        if observation is None:
+            return await self._adrive(engine)
+        with observation.current():
+            return observation.answered(await self._adrive(engine))
 
     def _drive(self, engine: _engine.Engine[T]) -> T:
         return _engine.drive(engine, self._client, self._headers)

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 from selfhosted_core._affinity import Rendezvous
 from selfhosted_core._circuit import Circuit, CircuitState
-from selfhosted_core.config import Capability, Config, LoadSignals, RoutingPolicy
+from selfhosted_core.config import Capability, Config, LoadSignals, ModelEndpoint, RoutingPolicy
 from selfhosted_core.errors import (
     CapabilityError,
     EndpointConnectionError,
@@ -120,6 +120,9 @@ class Pick:
 
     slot: int
     wait: float
+    hit: bool | None = None
+    """For a keyed request's first attempt, whether it went to its key's choice (an affinity
+    hit) or elsewhere (a spill); None otherwise."""
 
 
 class Router:
@@ -151,7 +154,7 @@ class Router:
         for index, endpoint in enumerate(config.endpoints):
             for name in endpoint.names:
                 self._names.setdefault((endpoint.id, name), index)
-        self._circuits = [Circuit(config.routing) for _ in config.endpoints]
+        self._circuits = [Circuit(config.routing, e.display_name) for e in config.endpoints]
         self._policies = {model: config.routing.for_model(model) for model in self._pools}
         self._rings = {
             model: Rendezvous(
@@ -229,12 +232,13 @@ class Router:
             }
             soonest = max(now, min(ready_at.values()))
             usable = [slot for slot in slots if ready_at[slot] <= soonest]
+            hit = None
             if affinity is None:
                 slot = self._preferred(model, usable, now)
             else:
-                slot = self._affine(model, affinity, usable, now, first=first)
+                slot, hit = self._affine(model, affinity, usable, now, first=first)
             self._circuits[slot].begin(now)
-            return Pick(slot, max(0.0, ready_at[slot] - now))
+            return Pick(slot, max(0.0, ready_at[slot] - now), hit)
 
     def affinity(self, model: str, key: bytes) -> Affinity:
         """`key` with `model`'s slots in its rendezvous order, its first choice first.
@@ -243,6 +247,14 @@ class Router:
         """
         pool = self._pools[model]
         return Affinity(key, tuple(pool[index] for index in self._rings[model].order(key)))
+
+    def endpoint(self, slot: int) -> ModelEndpoint:
+        """The endpoint in `slot`."""
+        return self._config.endpoints[slot]
+
+    def label(self, slot: int) -> str:
+        """The label of the endpoint in `slot` (`display_name`)."""
+        return self._circuits[slot].label
 
     def slot_named(self, model: str, name: str) -> int:
         """The slot of `model`'s replica named `name`: its URL (with or without `/v1`) or label.
@@ -367,7 +379,7 @@ class Router:
 
     def _affine(
         self, model: str, affinity: Affinity, usable: list[int], now: float, *, first: bool
-    ) -> int:
+    ) -> tuple[int, bool | None]:
         """The replica for a keyed request: where its key went before, within the load bound.
 
         A key this router sent before goes where it went last (its prefix is cached there),
@@ -376,7 +388,8 @@ class Router:
         one included; the bounds add up to more than the load, so one is always within its.
         A key not seen before has nothing cached to go to: it takes the least loaded replica
         (by weight), the first in its order among equals, which with equal loads is its
-        rendezvous home in every process.
+        rendezvous home in every process. Returns the slot and, for a first attempt, whether
+        it is the key's choice (counted here as a hit or a spill).
         """
         endpoints = self._config.endpoints
         if self._watching[model]:
@@ -403,12 +416,13 @@ class Router:
         self._placed.move_to_end(affinity.key)
         if len(self._placed) > _PLACED_KEYS:
             self._placed.popitem(last=False)
-        if first:
-            if slot == expected:
-                self._tallies[expected].hits += 1
-            else:
-                self._tallies[expected].spills += 1
-        return slot
+        if not first:
+            return slot, None
+        if slot == expected:
+            self._tallies[expected].hits += 1
+        else:
+            self._tallies[expected].spills += 1
+        return slot, slot == expected
 
     def _load(self, slot: int, now: float) -> int:
         """Requests in flight on `slot`, or its server's fresh report when that is larger."""

@@ -32,6 +32,7 @@ from selfhosted_core._failover import Call
 from selfhosted_core._replies import not_a_stream
 from selfhosted_core._sse import EventTooLarge, ServerSentEvent, SSEDecoder
 from selfhosted_core._status import endpoint_secrets, redact
+from selfhosted_core._telemetry import Observation
 from selfhosted_core.errors import ResponseError, SelfHostedError
 from selfhosted_core.types import ChatChunk, ChatResponse
 
@@ -123,7 +124,8 @@ class ChatStream(_StreamState):
     def __init__(self, call: Call, open_: Callable[[], Opened]) -> None:
         super().__init__(call)
         self._open = open_
-        self._iterator = self._generate()
+        observation = call.observation
+        self._iterator = self._generate() if observation is None else self._observed(observation)
 
     def __iter__(self) -> Iterator[ChatChunk]:
         return self._iterator
@@ -151,6 +153,24 @@ class ChatStream(_StreamState):
         for _ in self._iterator:
             pass
         return self._outcome()
+
+    def _observed(self, observation: Observation) -> Generator[ChatChunk, None, None]:
+        """`_generate` in the call's span, opened at the first read and ended with the stream."""
+        observation.start()
+        chunks = self._generate()
+        try:
+            for chunk in chunks:
+                observation.first_chunk()
+                yield chunk
+        except GeneratorExit:
+            chunks.close()  # its attempt ends (abandoned) before the span does
+            observation.closed()
+            raise
+        except BaseException as exc:
+            observation.failed(exc)
+            raise
+        assert self._final is not None, "a stream that ended without an error has its answer"
+        observation.answered(self._final)
 
     def _generate(self) -> Generator[ChatChunk, None, None]:
         try:
@@ -191,7 +211,8 @@ class AsyncChatStream(_StreamState):
     def __init__(self, call: Call, open_: Callable[[], Awaitable[Opened]]) -> None:
         super().__init__(call)
         self._open = open_
-        self._iterator = self._generate()
+        observation = call.observation
+        self._iterator = self._generate() if observation is None else self._observed(observation)
 
     def __aiter__(self) -> AsyncIterator[ChatChunk]:
         return self._iterator
@@ -219,6 +240,24 @@ class AsyncChatStream(_StreamState):
         async for _ in self._iterator:
             pass
         return self._outcome()
+
+    async def _observed(self, observation: Observation) -> AsyncGenerator[ChatChunk, None]:
+        """Async twin of `ChatStream._observed`."""
+        observation.start()
+        chunks = self._generate()
+        try:
+            async for chunk in chunks:
+                observation.first_chunk()
+                yield chunk
+        except GeneratorExit:
+            await chunks.aclose()  # its attempt ends (abandoned) before the span does
+            observation.closed()
+            raise
+        except BaseException as exc:
+            observation.failed(exc)
+            raise
+        assert self._final is not None, "a stream that ended without an error has its answer"
+        observation.answered(self._final)
 
     async def _generate(self) -> AsyncGenerator[ChatChunk, None]:
         try:

@@ -17,6 +17,7 @@ PUBLIC_MODULES = [
     "selfhosted_core.errors",
     "selfhosted_core.openai_input",
     "selfhosted_core.profiles",
+    "selfhosted_core.prometheus",
     "selfhosted_core.provider",
     "selfhosted_core.routing",
     "selfhosted_core.streams",
@@ -41,13 +42,16 @@ def test_all_is_sorted_and_resolves(name: str) -> None:
 
 MODULE_ONLY = {
     "Affinity",
+    "CONTENT_TYPE",
     "PROFILES",
     "Pick",
     "Router",
+    "StatsSource",
     "detect_server_kind",
     "messages_from_openai",
     "profile_for",
     "response_format_from_openai",
+    "stats_from_text",
     "tool_choice_from_openai",
     "tools_from_openai",
 }
@@ -87,7 +91,16 @@ def test_core_logger_is_silent_until_the_application_configures_logging() -> Non
 
 
 def test_core_imports_no_framework() -> None:
-    frameworks = {"langchain", "langchain_core", "litellm", "openai", "httpx", "rich"}
+    # OpenTelemetry is imported by the application, never by the core (`_telemetry`).
+    frameworks = {
+        "langchain",
+        "langchain_core",
+        "litellm",
+        "openai",
+        "httpx",
+        "rich",
+        "opentelemetry",
+    }
     assert loaded_by("import selfhosted_core", frameworks) == []
 
 

@@ -86,9 +86,15 @@ def stream_pieces(chunk: ChatChunk) -> list[StreamPiece]:
 
 
 def closing_piece(response: ChatResponse) -> GenericStreamingChunk:
-    """The last chunk: the finish reason and the usage the server reported."""
+    """The last chunk: the finish reason, the server's usage, and where the answer came from.
+
+    The origin is what `_hidden_params["selfhosted"]` holds for an answer that is not streamed;
+    LiteLLM hands a stream's `provider_specific_fields` on in that chunk's delta.
+    """
     usage = None if response.usage is None else _usage_block(response.usage)
-    return _generic(finished=response.finish_reason or "stop", usage=usage)
+    piece = _generic(finished=response.finish_reason or "stop", usage=usage)
+    piece["provider_specific_fields"] = {"selfhosted": _origin(response)}
+    return piece
 
 
 def embedding_response(

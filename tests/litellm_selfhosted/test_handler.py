@@ -145,6 +145,19 @@ async def test_stream_delivers_reasoning_as_delta(ll: LLDriver, server: FakeServ
     assert (message.content, message.reasoning_content) == ("Hello!", "The user greets me.")
 
 
+async def test_a_stream_tells_where_its_answer_came_from_in_its_closing_delta(
+    ll: LLDriver, server: FakeServer
+) -> None:
+    server.stream(CHAT, LLAMA_REASONING_STREAM)
+    chunks = await ll.stream(model=model("tiny"), messages=HELLO)
+    origins = [
+        fields["selfhosted"]
+        for chunk in chunks
+        if (fields := getattr(chunk.choices[0].delta, "provider_specific_fields", None))
+    ]
+    assert [(origin["endpoint"], origin["server"]) for origin in origins] == [("chat-a", "generic")]
+
+
 async def test_stream_rebuilds_two_tool_calls_split_across_chunks(
     ll: LLDriver, server: FakeServer
 ) -> None:

@@ -231,6 +231,13 @@ def test_closing_piece_carries_the_finish_reason_and_the_server_usage() -> None:
     }
 
 
+def test_closing_piece_tells_where_the_answer_came_from() -> None:
+    piece = closing_piece(answer(endpoint="chat-a", server=ServerKind.VLLM))
+    assert piece["provider_specific_fields"] == {
+        "selfhosted": {"endpoint": "chat-a", "server": "vllm"}
+    }
+
+
 def test_closing_piece_without_usage_or_reason_is_a_plain_stop() -> None:
     piece = closing_piece(answer(finish_reason=None))
     assert (piece["is_finished"], piece["finish_reason"], piece["usage"]) == (True, "stop", None)

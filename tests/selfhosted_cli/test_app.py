@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from selfhosted_core import EndpointConnectionError
+from selfhosted_core import CircuitState, EndpointConnectionError, EndpointStats, serve_metrics
 from tests.cli_terminal import Run
 
 SECRET = "sk-never-printed-0123456789"
@@ -62,6 +62,53 @@ def test_models_lists_replicas_without_io(endpoints: Path) -> None:
     assert "chat, function_call" in row
     assert "gpu-1, gpu-2" in row
     assert SECRET not in run.out + run.err
+
+
+def test_stats_once_shows_every_endpoint_checked_down_and_ejected(endpoints: Path) -> None:
+    run = Run()
+    assert run("stats", "-c", str(endpoints), "--count", "1", "--timeout", "1") == 0
+    rows = [line for line in run.out.splitlines() if "│ tiny" in line or "│ minilm" in line]
+    assert len(rows) == 3
+    assert all("down" in row and "open" in row for row in rows)
+    assert SECRET not in run.out + run.err
+
+
+def test_stats_refreshes_as_often_as_asked(endpoints: Path) -> None:
+    run = Run()
+    argv = ("stats", "-c", str(endpoints), "--count", "2", "--interval", "0.01")
+    assert run(*argv, "--timeout", "1") == 0
+    assert "endpoint stats" in run.out
+    assert SECRET not in run.out + run.err
+
+
+def test_stats_of_a_serving_process_are_read_from_its_metrics() -> None:
+    class Serving:
+        def stats(self) -> list[EndpointStats]:
+            return [
+                EndpointStats(
+                    model="tiny", endpoint="gpu-1", requests=12, errors=2, in_flight=3,
+                    circuit=CircuitState.OPEN, consecutive_failures=2, loading=False,
+                    resting_for=4.0, last_error=None, latency_p50=0.05, latency_p95=0.2,
+                    latency_p99=0.3, prompt_tokens=100, cached_prompt_tokens=80,
+                ),
+            ]  # fmt: skip
+
+    run = Run()
+    with serve_metrics(Serving()) as server:
+        assert run("stats", "--url", server.url, "--count", "1") == 0
+    [row] = [line for line in run.out.splitlines() if "│ tiny" in line]
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert cells[:9] == ["tiny", "gpu-1", "open", "3", "—", "12", "2", "50 ms", "200 ms"]
+    assert cells[9] == "80%"
+    assert "health" not in run.out
+
+
+def test_stats_of_an_address_nothing_serves_is_one_error_line() -> None:
+    run = Run()
+    url = f"http://127.0.0.1:{closed_port()}/metrics"
+    assert run("stats", "--url", url, "--count", "1", "--timeout", "1") == 1
+    assert run.err.startswith(f"error: cannot read {url}: ")
+    assert len(run.err.strip().splitlines()) == 1
 
 
 def test_models_json(endpoints: Path) -> None:

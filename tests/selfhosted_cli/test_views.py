@@ -16,16 +16,19 @@ from selfhosted_cli._views import (
     health_table,
     models_table,
     similarity_table,
+    stats_table,
     usage_line,
 )
 from selfhosted_core import (
     AuthenticationError,
     Capability,
     ChatResponse,
+    CircuitState,
     ConfigurationError,
     ContextWindowExceededError,
     EndpointConnectionError,
     EndpointHealth,
+    EndpointStats,
     HealthReport,
     HealthStatus,
     ModelInfo,
@@ -91,6 +94,29 @@ def test_health_table_shows_version_status_and_details() -> None:
         assert cell in first
     for cell in ("down", "connection refused"):
         assert cell in second
+
+
+def test_stats_table_shows_health_circuit_load_latency_and_cache_hits() -> None:
+    stats = [
+        EndpointStats(
+            model="tiny", endpoint="gpu-[b]1[/b]", requests=9, errors=1, in_flight=2,
+            circuit=CircuitState.HALF_OPEN, consecutive_failures=1, loading=False,
+            resting_for=None, last_error="ServerError: [red]boom[/red]", latency_p50=0.012,
+            latency_p95=0.25, latency_p99=0.3, prompt_tokens=200, cached_prompt_tokens=150,
+            server_load=3,
+        ),
+    ]  # fmt: skip
+    report = HealthReport(
+        (
+            EndpointHealth(
+                model="tiny", endpoint="gpu-1", url="http://a:1/v1", status=HealthStatus.OK
+            ),
+        )
+    )
+    row = next(line for line in render(stats_table(stats, report)).splitlines() if "tiny" in line)
+    for cell in ("gpu-[b]1[/b]", "ok", "half_open", "12 ms", "250 ms", "75%", "[red]boom[/red]"):
+        assert cell in row
+    assert [cell.strip() for cell in row.split("│")[5:9]] == ["2", "3", "9", "1"]
 
 
 def test_models_table_lists_replicas_and_capabilities() -> None:

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PACKAGES := selfhosted_cli selfhosted_core integrations/langchain_selfhosted integrations/litellm_selfhosted
 
-.PHONY: demo bench test lint typecheck pytest format clean
+.PHONY: demo bench bench-servers test lint typecheck pytest format clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: $(BIN)/.installed
 # Every client against a canned server; prints the tables and writes benchmarks/results/.
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks
+
+# Routing strategies over two real llama-servers (issue 18); a few minutes, plus the first
+# build of llama-server. Writes benchmarks/results/servers.md and servers.json.
+bench-servers: $(BIN)/.installed
+	$(BIN)/python -m benchmarks.servers $(ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .

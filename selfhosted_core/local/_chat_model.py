@@ -52,7 +52,6 @@ import numpy as np
 
 from selfhosted_core.local._cache import cache_root, cached_file
 from selfhosted_core.local._chat_tokenizer import (
-    CHAT_TEMPLATE,
     PLAIN_ANSWER,
     TOOL_CALL_ARGS,
     TOOL_CALL_CLOSE,
@@ -60,6 +59,7 @@ from selfhosted_core.local._chat_tokenizer import (
     TOOL_CALL_OPEN,
     TOOL_RESULT_ANSWER,
     ChatVocab,
+    add_chat_tokenizer,
     build_vocab,
 )
 
@@ -278,16 +278,7 @@ def write_chat_model(path: Path) -> Path:
     writer.add_layer_norm_rms_eps(RMS_EPS)
     writer.add_vocab_size(len(vocab))
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("qwen2")
-    writer.add_token_list(list(vocab.tokens))
-    writer.add_token_types(list(vocab.types))
-    writer.add_token_merges(list(vocab.merges))
-    writer.add_bos_token_id(vocab.id("<|endoftext|>"))
-    writer.add_eos_token_id(vocab.eos)
-    writer.add_pad_token_id(vocab.id("<|endoftext|>"))
-    writer.add_add_bos_token(False)
-    writer.add_chat_template(CHAT_TEMPLATE)
+    add_chat_tokenizer(writer, vocab)
     for name, array in tensors.items():
         writer.add_tensor(name, array)
     writer.write_header_to_file()

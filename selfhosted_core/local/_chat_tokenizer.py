@@ -21,6 +21,7 @@ __all__ = [
     "PLAIN_ANSWER",
     "TOOL_RESULT_ANSWER",
     "ChatVocab",
+    "add_chat_tokenizer",
     "build_vocab",
 ]
 
@@ -200,3 +201,26 @@ def build_vocab() -> ChatVocab:
     for tag in CONTROL:
         add(tag.encode(), tag, gguf.TokenType.CONTROL)
     return ChatVocab(tuple(tokens), tuple(types), tuple(merges), ids)
+
+
+def add_chat_tokenizer(writer: gguf.GGUFWriter, vocab: ChatVocab) -> None:
+    """Write the tokenizer and the chat template of `vocab` into a GGUF being written.
+
+    The vocabulary size and every tensor are the caller's: any llama-architecture model over
+    this vocabulary (the programmed chat model, a benchmark's random one) gets the same
+    tokenizer, which llama-server accepts.
+
+    Args:
+        writer: The GGUF writer, before its key-value data is written.
+        vocab: The vocabulary, usually :func:`build_vocab`'s.
+    """
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("qwen2")
+    writer.add_token_list(list(vocab.tokens))
+    writer.add_token_types(list(vocab.types))
+    writer.add_token_merges(list(vocab.merges))
+    writer.add_bos_token_id(vocab.id("<|endoftext|>"))
+    writer.add_eos_token_id(vocab.eos)
+    writer.add_pad_token_id(vocab.id("<|endoftext|>"))
+    writer.add_add_bos_token(False)
+    writer.add_chat_template(CHAT_TEMPLATE)

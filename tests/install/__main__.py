@@ -1,4 +1,4 @@
-"""`python -m tests.install [--uv PATH] [--jobs N]`: the install matrix, run by `make test`.
+"""`python -m tests.install [--uv PATH] [--jobs N] [--only LABEL]`: the install matrix, run by `make test`.
 
 Builds the wheel and sdist (`python -m build`, `twine check`), then, in fresh uv venvs made in
 parallel, installs each extra alone from the wheel and runs its smoke (`smoke.py`), and runs
@@ -56,6 +56,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.install")
     parser.add_argument("--uv", default=os.environ.get("UV") or shutil.which("uv") or "uv")
     parser.add_argument("--jobs", type=int, default=max(2, os.cpu_count() or 2))
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="LABEL",
+        help="run only the jobs whose label starts so (`proxy`, `unit 3.10`); repeatable",
+    )  # fmt: skip
     args = parser.parse_args()
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "PATH": path_with(args.uv)}
     started = time.perf_counter()
@@ -74,6 +78,8 @@ def main() -> int:
             *(unit_job(version, pythons[version], wheel) for version in UNIT_PYTHONS),
             *(extra_job(extra, pythons[EXTRAS_PYTHON], wheel, work) for extra in EXTRAS),
         ]
+        if args.only:
+            jobs = [job for job in jobs if job.label.startswith(tuple(args.only))]
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             done = list(pool.map(lambda job: run_job(job, work, args.uv, env), jobs))
     for job in done:

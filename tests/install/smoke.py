@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ def main(argv: list[str]) -> int:
         if spec["proxy_models"] is not None:
             check_proxy(folder, endpoints, spec["proxy_models"])
     except (SmokeError, ImportError) as exc:
+        if isinstance(exc, ImportError):
+            traceback.print_exc()
         print(f"FAILED ({spec['label']}): {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -26,7 +26,6 @@ from tests.install.matrix import (
     UNIT_EXTRAS,
     UNIT_PYTHONS,
     UNIT_TEST_ARGS,
-    UNIT_WORKERS,
     Extra,
     find_python,
     pytest_counts,
@@ -45,7 +44,6 @@ class Job:
     install: str
     check: list[str]
     cwd: Path
-    compile_bytecode: bool = False
     log: list[str] = field(default_factory=list)
     seconds: float = 0.0
     install_seconds: float = 0.0
@@ -145,10 +143,8 @@ def extra_job(extra: Extra, python: Path, wheel: Path, work: Path) -> Job:
 def unit_job(version: str, python: Path, wheel: Path) -> Job:
     """The unit tests on `python`, every extra installed, from the checkout's folder."""
     install = f"{Extra(UNIT_EXTRAS, ()).requirement} @ {wheel.resolve().as_uri()}"
-    check = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(UNIT_WORKERS)]
-    check += UNIT_TEST_ARGS
-    # Compiled once by uv, not by each pytest-xdist worker racing the others.
-    return Job(f"unit {version}", python, install, check, ROOT, compile_bytecode=True)
+    check = ["-m", "pytest", "-q", "-p", "no:cacheprovider", *UNIT_TEST_ARGS]
+    return Job(f"unit {version}", python, install, check, ROOT)
 
 
 def run_job(job: Job, work: Path, uv: str, env: dict[str, str]) -> Job:
@@ -160,8 +156,6 @@ def run_job(job: Job, work: Path, uv: str, env: dict[str, str]) -> Job:
         [uv, "venv", "--quiet", "--python", str(job.python), str(venv)],
         [uv, "pip", "install", "--quiet", "--python", str(python), job.install],
     ]
-    if job.compile_bytecode:
-        steps[1].insert(3, "--compile-bytecode")
     for step in steps:
         if not step_ok(job, step, env, ROOT):
             job.seconds = time.perf_counter() - started

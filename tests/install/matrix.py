@@ -31,10 +31,6 @@ NEEDS_SERVER = ("tests/integration", "tests/local", "tests/notebooks")
 UNIT_TEST_ARGS = ("tests", *(f"--ignore={path}" for path in NEEDS_SERVER))
 """pytest's arguments for the unit tests: everything but the real-server suites."""
 
-UNIT_WORKERS = 4
-"""pytest-xdist workers of each unit run. Most of a run is tests waiting out retry backoffs
-(1 min 17 s of CPU in 5 min 34 s on 3.11), so more workers than cores still shortens it."""
-
 UNIT_EXTRAS = "all,dev,bench"
 """What the unit tests import: every extra, the test tools and the benchmark peers."""
 

@@ -55,7 +55,9 @@ def main() -> int:
     """Run the matrix; the exit status."""
     parser = argparse.ArgumentParser(prog="python -m tests.install")
     parser.add_argument("--uv", default=os.environ.get("UV") or shutil.which("uv") or "uv")
-    parser.add_argument("--jobs", type=int, default=max(2, os.cpu_count() or 2))
+    # All at once by default: the unit runs mostly wait (retry backoffs), so the extras'
+    # installs and smokes fit inside them.
+    parser.add_argument("--jobs", type=int, default=0, help="jobs at once (default: all)")
     parser.add_argument(
         "--only", action="append", default=[], metavar="LABEL",
         help="run only the jobs whose label starts so (`proxy`, `unit 3.10`); repeatable",
@@ -80,7 +82,7 @@ def main() -> int:
         ]
         if args.only:
             jobs = [job for job in jobs if job.label.startswith(tuple(args.only))]
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        with ThreadPoolExecutor(max_workers=args.jobs or len(jobs)) as pool:
             done = list(pool.map(lambda job: run_job(job, work, args.uv, env), jobs))
     for job in done:
         state = "ok" if job.ok else "FAILED"

@@ -112,7 +112,7 @@ EXTRAS = (
         (*_CORE, "litellm_selfhosted", "litellm.proxy.proxy_server", "litellm.proxy.proxy_cli"),
         proxy=True,
     ),
-    Extra("local", (*_CORE, "numpy", "gguf", "filelock", "selfhosted_core.local")),
+    Extra("local", (*_CORE, "numpy", "gguf", "filelock", "pip", "selfhosted_core.local")),
     Extra(
         "demo",
         (
@@ -121,6 +121,7 @@ EXTRAS = (
             "langchain_selfhosted",
             "litellm_selfhosted",
             "selfhosted_core.local",
+            "pip",
             "selfhosted_cli._demo",
         ),
     ),

@@ -24,6 +24,8 @@ __all__ = ["main"]
 Command = Callable[[argparse.Namespace, Terminal], int]
 
 _INTERRUPTED = 130
+_DISTRIBUTION = "selfhosted-llm"
+"""The name this package is installed under (`pip install selfhosted-llm`)."""
 _EXPECTED = (SelfHostedError, CommandError, OSError)
 
 
@@ -114,6 +116,35 @@ class _Parser(argparse.ArgumentParser):
         super().error(printable)
 
 
+class _Version(argparse.Action):
+    """`--version`: the installed distribution's version, looked up only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> NoReturn:
+        # On stdout, as argparse's own `version` action prints it.
+        sys.stdout.write(f"{parser.prog} {_version()}\n")
+        parser.exit()
+
+
+def _version() -> str:
+    """The version of the installed `selfhosted-llm` distribution, from its metadata."""
+    from importlib.metadata import PackageNotFoundError  # noqa: PLC0415 - keeps --help fast
+    from importlib.metadata import version as installed  # noqa: PLC0415
+
+    try:
+        return installed(_DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed: run `pip install -e .` in the checkout)"
+
+
 def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
@@ -130,6 +161,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="selfhosted",
         description="Check, list and call self-hosted OpenAI-compatible servers.",
         parents=[common],
+    )
+    parser.add_argument(
+        "--version", action=_Version, help="print the installed version of selfhosted-llm"
     )
     parser.set_defaults(verbose=False)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")

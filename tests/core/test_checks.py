@@ -92,6 +92,10 @@ def refusal(**fields: Any) -> str:
             "extra_body.x.y[0] is inf, which JSON cannot hold",
         ),
         (
+            {"extra_body": {"stream": True}},
+            "extra_body may not set stream: the request's own fields write them",
+        ),
+        (
             {"server_sampling": {"top_k": math.nan}},
             "server_sampling.top_k is nan, which JSON cannot hold",
         ),
@@ -145,6 +149,10 @@ def test_a_routing_field_of_the_wrong_type_is_refused_for_either_request(
         ({"input": 3}, "input must be a text or a list of texts, not int 3"),
         ({"input": b"a"}, "input must be a text or a list of texts, not bytes b'a'"),
         ({"extra_body": {"x": math.nan}}, "extra_body.x is nan, which JSON cannot hold"),
+        (
+            {"extra_body": {"input": [], "encoding_format": "base64"}},
+            "extra_body may not set encoding_format, input: the request's own fields write them",
+        ),
     ],
 )
 def test_an_embedding_field_of_the_wrong_type_is_refused_naming_it(

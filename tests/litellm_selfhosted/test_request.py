@@ -24,6 +24,7 @@ from selfhosted_core import (
     ResponseFormat,
     Tool,
 )
+from selfhosted_core._checks import check_chat, check_embedding
 
 HELLO = [{"role": "user", "content": "Hi"}]
 
@@ -281,8 +282,16 @@ def test_token_ids_are_refused_naming_the_input(texts: list[Any], named: str) ->
 @pytest.mark.parametrize("key", ["model", "messages", "stream", "tools"])
 def test_extra_body_may_not_replace_the_requests_own_fields(key: str) -> None:
     """Else a caller could reach a model the operator never configured, with its key."""
-    with pytest.raises(InvalidRequestError, match=rf"extra_body may not set \['{key}'\]"):
-        build({"extra_body": {key: "other"}})
+    request = build({"extra_body": {key: "other"}})
+    with pytest.raises(InvalidRequestError, match=rf"extra_body may not set {key}: "):
+        check_chat(request)  # the core's check, which every call passes before any I/O
+
+
+@pytest.mark.parametrize("key", ["model", "input", "encoding_format"])
+def test_an_embeddings_extra_body_may_not_replace_its_own_fields(key: str) -> None:
+    request = embed(["one"], {"extra_body": {key: "other"}})
+    with pytest.raises(InvalidRequestError, match=rf"extra_body may not set {key}: "):
+        check_embedding(request)
 
 
 @pytest.mark.parametrize("texts", [5, b"one", None])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -319,3 +320,38 @@ def test_a_config_path_no_file_can_have_is_a_configuration_error() -> None:
     assert run("models", "-c", "a\x00b") == 1
     assert run.err.startswith("error: 'a\\x00b': cannot read config file: embedded null byte — ")
     assert run.err.count("\n") == 1
+
+
+def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        Run()("--version")
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"selfhosted {importlib.metadata.version('selfhosted-llm')}\n"
+
+
+def test_version_of_an_uninstalled_checkout_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def missing(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr("importlib.metadata.version", missing)
+    with pytest.raises(SystemExit):
+        Run()("--version")
+    assert capsys.readouterr().out.startswith("selfhosted unknown (not installed")
+
+
+@pytest.mark.parametrize("arguments", [["--version"], ["--help"], ["models", "--help"]])
+def test_python_dash_m_is_the_selfhosted_command(arguments: list[str]) -> None:
+    script = Path(sys.executable).with_name("selfhosted")
+    by_script, by_module = (
+        subprocess.run([*command, *arguments], capture_output=True, text=True, check=False)
+        for command in ([str(script)], [sys.executable, "-m", "selfhosted_cli"])
+    )
+    assert (by_module.returncode, by_module.stdout, by_module.stderr) == (
+        by_script.returncode,
+        by_script.stdout,
+        by_script.stderr,
+    )
+    assert by_script.returncode == 0
+    assert by_script.stdout.startswith(("selfhosted ", "usage: selfhosted"))

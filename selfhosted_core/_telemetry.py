@@ -14,7 +14,8 @@ Metrics, by the same conventions: the `gen_ai.client.operation.duration` and
 `gen_ai.client.token.usage` histograms (and `gen_ai.client.operation.time_to_first_chunk` for
 streams) with the standard attributes; and, from the first call on, two observable gauges over
 every live `Provider`'s endpoints: `selfhosted.endpoint.in_flight` and
-`selfhosted.endpoint.circuit.state` (1 for the current state, per `selfhosted.circuit.state`).
+`selfhosted.endpoint.circuit.state` (per `selfhosted.circuit.state`, how many providers'
+breakers are in that state: 1 for the current one when a single provider serves the endpoint).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The embedded default: build or reuse llama-server, make small models, run servers.
+"""The embedded default: llama-server built (or vLLM installed) once, small models, servers.
 
 Example:
     >>> from selfhosted_core.local import LlamaServer, embedding_model_path
@@ -22,6 +22,7 @@ from selfhosted_core.local._binary import (
 from selfhosted_core.local._cache import cache_root
 from selfhosted_core.local._chat_model import (
     PLAIN_ANSWER_TEXT,
+    REASONING_TEXT,
     TOOL_RESULT_ANSWER_TEXT,
     chat_model_path,
 )
@@ -30,10 +31,26 @@ from selfhosted_core.local._errors import (
     LlamaServerStartError,
     LocalSetupError,
     ModelPreparationError,
+    ServerStartError,
+    VllmInstallError,
+    VllmStartError,
 )
-from selfhosted_core.local._minilm import EMBEDDING_DIMENSION, embedding_model_path
-from selfhosted_core.local._server import LlamaServer, stop_detached
+from selfhosted_core.local._hf_chat_model import hf_chat_model_path
+from selfhosted_core.local._minilm import (
+    EMBEDDING_DIMENSION,
+    embedding_model_dir,
+    embedding_model_path,
+)
+from selfhosted_core.local._process import stop_detached
+from selfhosted_core.local._server import LlamaServer
 from selfhosted_core.local._stack import CHAT_MODEL, EMBEDDING_MODEL, LocalStack
+from selfhosted_core.local._vllm import (
+    VLLM_CPU_VERSION,
+    VLLM_PYTHON_ENV_VAR,
+    VllmServer,
+    find_vllm,
+    vllm_env_path,
+)
 
 __all__ = [
     "CHAT_MODEL",
@@ -42,19 +59,30 @@ __all__ = [
     "LLAMA_CPP_PYTHON_VERSION",
     "LLAMA_SERVER_ENV_VAR",
     "PLAIN_ANSWER_TEXT",
+    "REASONING_TEXT",
     "TOOL_RESULT_ANSWER_TEXT",
+    "VLLM_CPU_VERSION",
+    "VLLM_PYTHON_ENV_VAR",
     "LlamaServer",
     "LlamaServerBuildError",
     "LlamaServerStartError",
     "LocalSetupError",
     "LocalStack",
     "ModelPreparationError",
+    "ServerStartError",
+    "VllmInstallError",
+    "VllmServer",
+    "VllmStartError",
     "binary_cache_key",
     "build_llama_server",
     "cache_root",
     "cached_binary_path",
     "chat_model_path",
+    "embedding_model_dir",
     "embedding_model_path",
     "find_llama_server",
+    "find_vllm",
+    "hf_chat_model_path",
     "stop_detached",
+    "vllm_env_path",
 ]

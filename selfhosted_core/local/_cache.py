@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -31,16 +32,18 @@ def cache_root() -> Path:
 def cached_file(target: Path, make: Callable[[Path], object]) -> Path:
     """Return `target`, first making it with `make(staging_path)` if it does not exist.
 
-    A file lock keeps two processes from making it at once, and the file appears under its
-    name only when complete (written to a staging name, then renamed).
+    A file lock keeps two processes from making it at once, and the file (or directory)
+    appears under its name only when complete (made under a staging name, then renamed).
     """
-    if target.is_file():
+    if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target.with_suffix(".lock"))):
-        if target.is_file():
+    with FileLock(str(target.with_name(f"{target.name}.lock"))):
+        if target.exists():
             return target
         staged = target.with_name(f".{target.name}.tmp")
+        if staged.is_dir():
+            shutil.rmtree(staged)
         make(staged)
         os.replace(staged, target)
     return target

@@ -53,6 +53,7 @@ import numpy as np
 from selfhosted_core.local._cache import cache_root, cached_file
 from selfhosted_core.local._chat_tokenizer import (
     PLAIN_ANSWER,
+    REASONING,
     TOOL_CALL_ARGS,
     TOOL_CALL_CLOSE,
     TOOL_CALL_NO_ARGS,
@@ -66,6 +67,7 @@ from selfhosted_core.local._chat_tokenizer import (
 __all__ = [
     "CHAT_MODEL_VERSION",
     "PLAIN_ANSWER_TEXT",
+    "REASONING_TEXT",
     "TOOL_RESULT_ANSWER_TEXT",
     "chat_model_path",
     "chat_model_tensors",
@@ -73,34 +75,42 @@ __all__ = [
 ]
 
 # Bump whenever the written bytes change: it is part of the cached file name.
-CHAT_MODEL_VERSION = 2
+CHAT_MODEL_VERSION = 3
 PLAIN_ANSWER_TEXT = "".join(PLAIN_ANSWER)
 TOOL_RESULT_ANSWER_TEXT = "".join(TOOL_RESULT_ANSWER)
+REASONING_TEXT = "".join(REASONING)
 
 CONTEXT_LENGTH = 4096
-N_HEAD = 2
+N_HEAD = 4
 HEAD_DIM = 64
 N_FF = 64
 # High enough that the slowest rotary pair (the one the detector heads use) turns less than
 # 0.01 rad over the whole context, so their scores do not depend on distance.
 ROPE_FREQ_BASE = 1_000_000.0
 RMS_EPS = 1e-5
-_NAME = "selfhosted-tiny-chat"
+MODEL_NAME = "selfhosted-tiny-chat"
 # Detector score (after llama.cpp's 1/sqrt(head_dim)) of a marker token; every other token
 # scores 0, so one marker anywhere takes all of the attention.
 _DETECT_SCORE = 50.0
 _GATE = 8.0
 # How far the feed-forward unit lifts its token above the table's choice for "\n", in units.
-_BOOST = 10.0
+_BOOST = 12.0
+# Logits per rank of the next-token table: each flag a prompt raises (tools offered, a think
+# block) dilutes the normalised token, so this keeps runner-ups eight logits behind even with
+# every flag up.
+_TABLE_SCALE = 1.25
 # The characters of tool names, in the order the model prefers them.
+# Residual channels after the one-hot token: a constant, the four detector flags, then one per
+# feed-forward unit.
+_CHANNELS = ("const", "tools", "result", "think", "thought", "call", "answer", "reason")
 _NAME_CHARS = string.ascii_lowercase + string.ascii_uppercase + string.digits + "_-"
 
 
 def _layout(vocab: ChatVocab) -> dict[str, int]:
     n = len(vocab)
     # Residual dims: one-hot token, then a constant and the flag and feed-forward channels.
-    dims = {"const": n, "tools": n + 1, "result": n + 2, "call": n + 3, "answer": n + 4}
-    dims["model"] = -(-(n + 5) // HEAD_DIM) * HEAD_DIM
+    dims = {name: n + index for index, name in enumerate(_CHANNELS)}
+    dims["model"] = -(-(n + len(_CHANNELS)) // HEAD_DIM) * HEAD_DIM
     return dims
 
 
@@ -126,6 +136,7 @@ def _next_token_table(vocab: ChatVocab) -> np.ndarray:
     tok = vocab.id
     eos = vocab.eos
     tool_call = tok("<tool_call>")
+    answers = [tok(TOOL_RESULT_ANSWER[0]), tok(REASONING[0])]
     values = [tok(c) for c in '"0{[fnt']
     closers = [tok("}"), tok("]"), tok(",")]
     # Where a value has just ended only closers are allowed, and "}" before "," leaves the
@@ -138,9 +149,10 @@ def _next_token_table(vocab: ChatVocab) -> np.ndarray:
         # closing quote the grammar masks both and a closer wins as in the default row. No
         # tool-call piece here: after an opening quote it would close an empty string.
         tok('"'): [eos, *order[: len(_NAME_CHARS)], tok('"'), *closers],
-        # The newline ending "<|im_start|>assistant\n": the first token of the answer (the
-        # feed-forward unit lifts the second or third), else the start of a JSON document.
-        tok("\n"): [tok(PLAIN_ANSWER[0]), tool_call, tok(TOOL_RESULT_ANSWER[0]), eos, *values],
+        # The newline ending "<|im_start|>assistant\n": the first token of the answer (a
+        # feed-forward unit lifts the second, third or fourth), else the start of a JSON
+        # document.
+        tok("\n"): [tok(PLAIN_ANSWER[0]), tool_call, *answers, eos, *values],
         tok("{"): [eos, tok("}"), tok('"')],
         tok("["): [eos, tok("]"), *values],
         tok(":"): [eos, *values],
@@ -162,6 +174,11 @@ def _next_token_table(vocab: ChatVocab) -> np.ndarray:
             rows[tok(word)] = [tok(following), *default]
         # A grammar that still demands a tool call after the answer gets one.
         rows[tok(answer[-1])] = [eos, tool_call, *default]
+    # Reasoning is spelled out and closed; what follows "</think>" is chosen as after the
+    # newline that opens an answer (the feed-forward units read "</think>" as that newline).
+    for word, following in itertools.pairwise((*REASONING, "</think>")):
+        rows[tok(word)] = [tok(following), *default]
+    rows[tok("</think>")] = rows[tok("\n")]
     table = np.empty((n, n), dtype=np.float32)
     for current in range(n):
         preferred = dict.fromkeys(rows.get(current, default))
@@ -181,16 +198,15 @@ def chat_model_tensors(vocab: ChatVocab | None = None) -> dict[str, np.ndarray]:
 
     Example:
         >>> chat_model_tensors()["blk.0.attn_q.weight"].shape
-        (128, 320)
+        (256, 320)
     """
     vocab = vocab or build_vocab()
     n = len(vocab)
     dims = _layout(vocab)
     d = dims["model"]
-    const, tools, result, call, answer = (
-        dims[k] for k in ("const", "tools", "result", "call", "answer")
-    )
+    const, tools, result, think, thought, call, answer, reason = (dims[k] for k in _CHANNELS)
     newline = vocab.id("\n")
+    think_end = vocab.id("</think>")
     # RMS-normalised value of each non-zero coordinate of an embedding (one-hot + constant).
     unit = math.sqrt(d / 2)
 
@@ -203,8 +219,9 @@ def chat_model_tensors(vocab: ChatVocab | None = None) -> dict[str, np.ndarray]:
     v = np.zeros_like(q)
     o = np.zeros((d, N_HEAD * HEAD_DIM), dtype=np.float32)
     qk = math.sqrt(_DETECT_SCORE * math.sqrt(HEAD_DIM))
+    markers = ("<tools>", "<tool_response>", "<think>", "</think>")
     for head, (marker, flag) in enumerate(
-        ((vocab.id("<tools>"), tools), (vocab.id("<tool_response>"), result))
+        zip((vocab.id(m) for m in markers), (tools, result, think, thought), strict=True)
     ):
         slow = head * HEAD_DIM + HEAD_DIM - 1
         q[slow, const] = qk / unit
@@ -213,20 +230,30 @@ def chat_model_tensors(vocab: ChatVocab | None = None) -> dict[str, np.ndarray]:
         o[flag, head * HEAD_DIM] = 1.0
 
     # Unit 0 fires on "\n" when tools are offered and no tool result came back yet; unit 1
-    # on "\n" once a tool result is there. silu(gate) * up stays ~0 unless the sum is positive.
+    # on "\n" once a tool result is there; both read "</think>" as "\n" and keep quiet while
+    # a think block is open ("<think>" seen, "</think>" not yet). Unit 2 fires on "\n" inside
+    # an open think block: the model starts reasoning. silu(gate) * up stays ~0 unless the sum
+    # is positive.
     gate = np.zeros((N_FF, d), dtype=np.float32)
     up = np.zeros_like(gate)
     down = np.zeros((d, N_FF), dtype=np.float32)
-    gate[0, [newline, tools, result, const]] = [_GATE, _GATE, -2 * _GATE, -1.5 * _GATE]
-    gate[1, [newline, result, const]] = [_GATE, _GATE, -1.5 * _GATE]
-    up[[0, 1], const] = 1.0
+    closed = [-2 * _GATE, 2 * _GATE]
+    gate[0, [newline, think_end, tools, result, think, thought, const]] = [
+        _GATE, _GATE, _GATE, -2 * _GATE, *closed, -1.5 * _GATE,
+    ]  # fmt: skip
+    gate[1, [newline, think_end, result, think, thought, const]] = [
+        _GATE, _GATE, _GATE, *closed, -1.5 * _GATE,
+    ]  # fmt: skip
+    gate[2, [newline, think, thought, const]] = [_GATE, _GATE, -2 * _GATE, -1.5 * _GATE]
+    up[[0, 1, 2], const] = 1.0
     # Scaled so each unit writes about 1 into its channel (flags shift the norm a little).
-    down[[call, answer], [0, 1]] = 1.0 / (0.5 * _GATE * unit * unit)
+    down[[call, answer, reason], [0, 1, 2]] = 1.0 / (0.5 * _GATE * unit * unit)
 
     output = np.zeros((n, d), dtype=np.float32)
-    output[:, :n] = _next_token_table(vocab).T
+    output[:, :n] = _TABLE_SCALE * _next_token_table(vocab).T
     output[vocab.id("<tool_call>"), call] = _BOOST
     output[vocab.id(TOOL_RESULT_ANSWER[0]), answer] = _BOOST
+    output[vocab.id(REASONING[0]), reason] = _BOOST
 
     ones = np.ones(d, dtype=np.float32)
     return {
@@ -264,7 +291,7 @@ def write_chat_model(path: Path) -> Path:
     vocab = build_vocab()
     tensors = chat_model_tensors(vocab)
     writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_name(_NAME)
+    writer.add_name(MODEL_NAME)
     writer.add_context_length(CONTEXT_LENGTH)
     writer.add_embedding_length(_layout(vocab)["model"])
     writer.add_block_count(1)
@@ -302,5 +329,5 @@ def chat_model_path(*, root: Path | None = None) -> Path:
         >>> chat_model_path().name
         'selfhosted-tiny-chat-v2.f32.gguf'
     """
-    target = (root or cache_root()) / "models" / f"{_NAME}-v{CHAT_MODEL_VERSION}.f32.gguf"
+    target = (root or cache_root()) / "models" / f"{MODEL_NAME}-v{CHAT_MODEL_VERSION}.f32.gguf"
     return cached_file(target, write_chat_model)

@@ -18,7 +18,11 @@ import gguf
 
 __all__ = [
     "CHAT_TEMPLATE",
+    "CONTROL",
+    "HF_CHAT_TEMPLATE",
     "PLAIN_ANSWER",
+    "QWEN2_SPLIT",
+    "REASONING",
     "TOOL_RESULT_ANSWER",
     "ChatVocab",
     "add_chat_tokenizer",
@@ -27,6 +31,7 @@ __all__ = [
 
 PLAIN_ANSWER = ("Hello", "!", " How", " can", " I", " help", "?")
 TOOL_RESULT_ANSWER = ("Done", ".")
+REASONING = ("Let", " me", " think")
 # Tool-call pieces as whole tokens: each gets its own row in the next-token table, so the
 # call can be spelled without the model having to count quotes.
 TOOL_CALL_OPEN = '\n{"name": "'
@@ -41,6 +46,8 @@ USER_DEFINED = (
     "</tools>",
     "<tool_response>",
     "</tool_response>",
+    "<think>",
+    "</think>",
 )
 CONTROL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 
@@ -71,9 +78,10 @@ arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\"name\\": 
 {%- for message in messages %}
     {%- if (message.role == "user") or (message.role == "system" and not loop.first) or \
 (message.role == "assistant" and not message.tool_calls) %}
-        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}
+        {{- '<|im_start|>' + message.role + '\\n' }}{#- reasoning -#}
+        {{- message.content + '<|im_end|>' + '\\n' }}
     {%- elif message.role == "assistant" %}
-        {{- '<|im_start|>' + message.role }}
+        {{- '<|im_start|>' + message.role }}{#- reasoning before calls -#}
         {%- if message.content %}
             {{- '\\n' + message.content }}
         {%- endif %}
@@ -101,9 +109,39 @@ arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\"name\\": 
     {%- endif %}
 {%- endfor %}
 {%- if add_generation_prompt %}
-    {{- '<|im_start|>assistant\\n' }}
+    {{- '<|im_start|>assistant\\n' }}{#- thinking -#}
 {%- endif %}
 """
+
+# Qwen3's reasoning, for the Hugging Face copy (vLLM's `qwen3` reasoning parser): reasoning sent
+# back on an assistant message is rendered in its turn, and `enable_thinking` (default on, as in
+# Qwen3) opens the answer with "<think>\\n", or with an empty think block when off.
+_REASONING = """
+        {%- if message.role == "assistant" and message.reasoning_content %}
+            {{- '<think>\\n' + message.reasoning_content + '\\n</think>\\n\\n' }}
+        {%- endif %}"""
+_REASONING_BEFORE_CALLS = """
+        {%- if message.reasoning_content %}
+            {{- '\\n<think>\\n' + message.reasoning_content + '\\n</think>' }}
+        {%- endif %}"""
+_THINKING = """
+    {%- if enable_thinking is defined and not enable_thinking %}
+        {{- '<think>\\n\\n</think>\\n\\n' }}
+    {%- else %}
+        {{- '<think>\\n' }}
+    {%- endif %}"""
+HF_CHAT_TEMPLATE = (
+    CHAT_TEMPLATE.replace("{#- reasoning -#}", _REASONING)
+    .replace("{#- reasoning before calls -#}", _REASONING_BEFORE_CALLS)
+    .replace("{#- thinking -#}", _THINKING)
+)
+
+# Qwen2's pre-tokenizer split (its tokenizer.json), which llama.cpp's "qwen2" pre-tokenizer
+# reproduces: the Hugging Face tokenizer cuts text where the GGUF's does.
+QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 
 
 def _byte_to_unicode() -> dict[int, str]:
@@ -184,7 +222,7 @@ def build_vocab() -> ChatVocab:
 
     for b in range(256):
         add(bytes([b]), encode[b], gguf.TokenType.NORMAL)
-    for word in (*PLAIN_ANSWER, *TOOL_RESULT_ANSWER):
+    for word in (*PLAIN_ANSWER, *TOOL_RESULT_ANSWER, *REASONING):
         raw = word.encode()
         # Left-to-right merges make llama.cpp tokenize each answer word back into one token.
         for end in range(2, len(raw) + 1):

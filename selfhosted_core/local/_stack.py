@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from selfhosted_core.config import Config
 from selfhosted_core.local._chat_model import chat_model_path
-from selfhosted_core.local._minilm import EMBEDDING_DIMENSION, embedding_model_path
+from selfhosted_core.local._hf_chat_model import hf_chat_model_path
+from selfhosted_core.local._minilm import (
+    EMBEDDING_DIMENSION,
+    embedding_model_dir,
+    embedding_model_path,
+)
 from selfhosted_core.local._server import LlamaServer
+from selfhosted_core.local._vllm import VllmServer
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from typing_extensions import Self
+
+    from selfhosted_core.local._process import ServerProcess
 
 __all__ = ["CHAT_MODEL", "EMBEDDING_MODEL", "LocalStack"]
 
@@ -25,14 +33,17 @@ EMBEDDING_MODEL = "minilm"
 _CHAT_CONTEXT = 4096
 """Split over the slots: each of the two parallel requests gets 2,048 tokens."""
 _CHAT_SLOTS = 2
+_VLLM_CONTEXT = _CHAT_CONTEXT // _CHAT_SLOTS
+"""vLLM's window is per request: the same 2,048 tokens a llama-server slot has."""
 _CHAT_CAPABILITIES = ("chat", "function_call", "structured_output")
 
 
 class LocalStack:
     """Start the embedded chat replicas and the embedding server together; get their `Config`.
 
-    Every chat replica serves `tiny` (labels `chat-1`, `chat-2`, ...); the embedding server
-    serves `minilm` (label `embedding`). A failed start stops whatever had started.
+    Every chat replica serves `tiny` (llama-server replicas labelled `chat-1`, `chat-2`, ...,
+    vLLM ones `vllm-1`, `vllm-2`, ...); the embedding server serves `minilm` (label
+    `embedding`) on llama-server or vLLM. A failed start stops whatever had started.
 
     Example:
         >>> from selfhosted_core import Provider
@@ -46,25 +57,35 @@ class LocalStack:
         self,
         *,
         chat_replicas: int = 1,
+        vllm_replicas: int = 0,
         embeddings: bool = True,
+        embedding_server: Literal["llama.cpp", "vllm"] = "llama.cpp",
         binary: Path | str | None = None,
+        python: Path | str | None = None,
         log_dir: Path | str | None = None,
         detach: bool = False,
     ) -> None:
         """Describe the servers; nothing runs until :meth:`start` (or ``with``).
 
         Args:
-            chat_replicas: How many servers of the chat model to run (at least one).
+            chat_replicas: How many llama-servers of the chat model to run.
+            vllm_replicas: How many vLLM servers of the chat model to run beside them (at
+                least one chat replica in all).
             embeddings: Also run the MiniLM embedding server.
+            embedding_server: Which server runs MiniLM.
             binary: The ``llama-server`` executable; defaults to `find_llama_server`.
+            python: A Python with vLLM; defaults to `find_vllm` (installed once).
             log_dir: Where each server's log goes (``<label>.log``); defaults to temporary
                 files removed on stop.
             detach: Let the servers outlive this process (`selfhosted local up`).
         """
-        if chat_replicas < 1:
-            raise ValueError(f"chat_replicas must be at least 1, got {chat_replicas}")
+        if chat_replicas < 0 or vllm_replicas < 0 or chat_replicas + vllm_replicas < 1:
+            raise ValueError(
+                "at least one chat replica is needed, got chat_replicas="
+                f"{chat_replicas} and vllm_replicas={vllm_replicas}"
+            )
         logs = self._log_dir = Path(log_dir) if log_dir is not None else None
-        self.servers: dict[str, LlamaServer] = {}
+        self.servers: dict[str, ServerProcess] = {}
         """Each server by its endpoint label, in config order."""
         for number in range(1, chat_replicas + 1):
             label = f"chat-{number}"
@@ -73,10 +94,23 @@ class LocalStack:
                 parallel=_CHAT_SLOTS, binary=binary, detach=detach,
                 log_path=logs / f"{label}.log" if logs else None,
             )  # fmt: skip
-        if embeddings:
+        for number in range(1, vllm_replicas + 1):
+            label = f"vllm-{number}"
+            self.servers[label] = VllmServer(
+                hf_chat_model_path(), alias=CHAT_MODEL, max_model_len=_VLLM_CONTEXT,
+                max_num_seqs=_CHAT_SLOTS, python=python, detach=detach,
+                log_path=logs / f"{label}.log" if logs else None,
+            )  # fmt: skip
+        log = logs / "embedding.log" if logs else None
+        if embeddings and embedding_server == "vllm":
+            self.servers["embedding"] = VllmServer(
+                embedding_model_dir(), alias=EMBEDDING_MODEL, embeddings=True, python=python,
+                detach=detach, log_path=log,
+            )  # fmt: skip
+        elif embeddings:
             self.servers["embedding"] = LlamaServer(
                 embedding_model_path(), alias=EMBEDDING_MODEL, embeddings=True, binary=binary,
-                detach=detach, log_path=logs / "embedding.log" if logs else None,
+                detach=detach, log_path=log,
             )  # fmt: skip
 
     def __repr__(self) -> str:
@@ -89,8 +123,8 @@ class LocalStack:
             The stack itself, for chaining.
 
         Raises:
-            LlamaServerStartError: A server did not start; the others are stopped again (as
-                on any other failure or an interrupt, so no detached server is left behind).
+            ServerStartError: A server did not start; the others are stopped again (as on any
+                other failure or an interrupt, so no detached server is left behind).
         """
         try:
             if self._log_dir is not None:
@@ -115,7 +149,7 @@ class LocalStack:
                 "url": server.base_url,
                 "id": server.alias,
                 "label": label,
-                "server": "llama.cpp",
+                "server": "vllm" if isinstance(server, VllmServer) else "llama.cpp",
             }
             if server.embeddings:
                 entry |= {"capabilities": ["embedding"], "dimension": EMBEDDING_DIMENSION}

@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import TextIO
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,33 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     terminal.write(
         f"local llama-server ready in {time.perf_counter() - started:.1f} s: {binary} ({names})\n"
     )
+    if any(_server_kind(item) == "vllm" for item in session.items):
+        _prepare_vllm(terminal)
+
+
+def _server_kind(item: pytest.Item) -> object:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("server_kind") if callspec else None
+
+
+def _prepare_vllm(terminal: TextIO) -> None:
+    """Install vLLM once (a few minutes, cached) and make the Hugging Face models.
+
+    Failing to is fatal: the vLLM suites are part of `make test`, and a run that quietly
+    left them out would pass without them.
+    """
+    from selfhosted_core.local import (  # noqa: PLC0415 - numpy only when servers are needed
+        LocalSetupError,
+        embedding_model_dir,
+        find_vllm,
+        hf_chat_model_path,
+    )
+
+    started = time.perf_counter()
+    try:
+        python = find_vllm(progress=terminal)
+        models = [hf_chat_model_path(), embedding_model_dir()]
+    except LocalSetupError as exc:
+        pytest.exit(f"cannot prepare vLLM for the suites that run on it: {exc}", returncode=1)
+    names = ", ".join(path.name for path in models)
+    terminal.write(f"vLLM ready in {time.perf_counter() - started:.1f} s: {python} ({names})\n")

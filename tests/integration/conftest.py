@@ -1,6 +1,12 @@
-"""Real llama-servers for the integration tests, started once per session.
+"""Real servers for the integration tests, started once per session.
 
-Nothing here skips: when llama-server cannot be built or started, the tests fail with the reason.
+The suites that say so run against each real server (`pytest.mark.servers("llama.cpp",
+"vllm")`): their `chat_server` and `embedding_server` are then a llama-server and a vLLM in
+turn, with the same tiny models, and every test id names the server. Everything else runs
+against llama-server alone.
+
+Nothing here skips: when a server cannot be built, installed or started, the tests fail with
+the reason.
 """
 
 from __future__ import annotations
@@ -11,14 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from selfhosted_core import Config, Provider
+from selfhosted_core import Config, Provider, ServerKind
 from selfhosted_core._affinity import Rendezvous
 from selfhosted_core.local import (
     LlamaServer,
+    VllmServer,
     chat_model_path,
+    embedding_model_dir,
     embedding_model_path,
     find_llama_server,
+    hf_chat_model_path,
 )
+from selfhosted_core.local._process import ServerProcess
 from tests.driver import Driver
 from tests.faults import FaultProxy
 
@@ -49,21 +59,47 @@ def fresh_chat_replicas(
             server.stop()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run a test once per server its suite names (`servers` mark), else on llama-server."""
+    if "server_kind" in metafunc.fixturenames:
+        mark = metafunc.definition.get_closest_marker("servers")
+        kinds = mark.args if mark else (ServerKind.LLAMA_CPP.value,)
+        metafunc.parametrize("server_kind", kinds, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def server_kind(request: pytest.FixtureRequest) -> ServerKind:
+    """The server the suite's `chat_server` and `embedding_server` run."""
+    return ServerKind(request.param)
+
+
 @pytest.fixture(scope="session")
 def binary() -> Path:
     return find_llama_server()
 
 
 @pytest.fixture(scope="session")
-def chat_server(binary: Path) -> Iterator[LlamaServer]:
-    with LlamaServer(
-        chat_model_path(),
-        alias="tiny",
-        ctx_size=CONTEXT,
-        parallel=SLOTS,
-        api_key=API_KEY,
-        binary=binary,
-    ) as server:
+def chat_server(server_kind: ServerKind, binary: Path) -> Iterator[ServerProcess]:
+    """`tiny` behind a key: two requests at once, each with half of CONTEXT."""
+    server: ServerProcess
+    if server_kind is ServerKind.VLLM:
+        server = VllmServer(
+            hf_chat_model_path(),
+            alias="tiny",
+            max_model_len=CONTEXT // SLOTS,
+            max_num_seqs=SLOTS,
+            api_key=API_KEY,
+        )
+    else:
+        server = LlamaServer(
+            chat_model_path(),
+            alias="tiny",
+            ctx_size=CONTEXT,
+            parallel=SLOTS,
+            api_key=API_KEY,
+            binary=binary,
+        )
+    with server:
         yield server
 
 
@@ -75,10 +111,13 @@ def second_chat_server(binary: Path) -> Iterator[LlamaServer]:
 
 
 @pytest.fixture(scope="session")
-def embedding_server(binary: Path) -> Iterator[LlamaServer]:
-    with LlamaServer(
-        embedding_model_path(), alias="minilm", embeddings=True, binary=binary
-    ) as server:
+def embedding_server(server_kind: ServerKind, binary: Path) -> Iterator[ServerProcess]:
+    server: ServerProcess
+    if server_kind is ServerKind.VLLM:
+        server = VllmServer(embedding_model_dir(), alias="minilm", embeddings=True)
+    else:
+        server = LlamaServer(embedding_model_path(), alias="minilm", embeddings=True, binary=binary)
+    with server:
         yield server
 
 
@@ -132,7 +171,11 @@ def home_label(config: Config, key: bytes) -> str:
 
 
 @pytest.fixture(scope="session")
-def config(chat_server: LlamaServer, embedding_server: LlamaServer) -> Config:
+def config(
+    server_kind: ServerKind, chat_server: ServerProcess, embedding_server: ServerProcess
+) -> Config:
+    """`tiny` (labelled `local-chat`) and `minilm` on the suite's server; the embedding
+    server's kind is left for the provider to detect."""
     return Config(
         endpoints=[
             {
@@ -140,7 +183,7 @@ def config(chat_server: LlamaServer, embedding_server: LlamaServer) -> Config:
                 "id": "tiny",
                 "label": "local-chat",
                 "api_key": API_KEY,
-                "server": "llama.cpp",
+                "server": server_kind.value,
                 "capabilities": ["chat", "function_call", "structured_output"],
             },
             {
@@ -160,14 +203,14 @@ async def driver(request: pytest.FixtureRequest, config: Config) -> AsyncIterato
 
 
 @pytest.fixture
-def chat_proxy(chat_server: LlamaServer) -> Iterator[FaultProxy]:
+def chat_proxy(chat_server: ServerProcess) -> Iterator[FaultProxy]:
     """A fault proxy in front of the chat server."""
     with FaultProxy(chat_server.url) as proxy:
         yield proxy
 
 
 @pytest.fixture
-def embedding_proxy(embedding_server: LlamaServer) -> Iterator[FaultProxy]:
+def embedding_proxy(embedding_server: ServerProcess) -> Iterator[FaultProxy]:
     """A fault proxy in front of the embedding server."""
     with FaultProxy(embedding_server.url) as proxy:
         yield proxy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,8 +21,10 @@ from selfhosted_core import (
     ServerKind,
     Tool,
 )
-from selfhosted_core.local import PLAIN_ANSWER_TEXT, TOOL_RESULT_ANSWER_TEXT
+from selfhosted_core.local import PLAIN_ANSWER_TEXT, REASONING_TEXT, TOOL_RESULT_ANSWER_TEXT
 from tests.driver import Driver
+
+pytestmark = pytest.mark.servers("llama.cpp", "vllm")
 
 WEATHER = Tool(
     name="get_weather",
@@ -40,18 +43,15 @@ def ask(**fields: object) -> ChatRequest:
     return ChatRequest(model="tiny", max_tokens=64, **fields)  # type: ignore[arg-type]
 
 
-async def test_plain_chat(driver: Driver) -> None:
+async def test_plain_chat(driver: Driver, server_kind: ServerKind) -> None:
     answer = await driver.chat(ask())
     assert (answer.content, answer.finish_reason) == (PLAIN_ANSWER_TEXT, "stop")
-    assert (answer.model, answer.endpoint, answer.server) == (
-        "tiny",
-        "local-chat",
-        ServerKind.LLAMA_CPP,
-    )
+    assert (answer.model, answer.endpoint, answer.server) == ("tiny", "local-chat", server_kind)
     assert answer.usage is not None
     assert answer.usage.completion_tokens > 0
     assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens
-    assert answer.timings is not None
+    # Only llama-server reports its timings (prompt and generation speed) with each answer.
+    assert (answer.timings is not None) == (server_kind is ServerKind.LLAMA_CPP)
     assert answer.tool_calls == ()
 
 
@@ -134,12 +134,18 @@ async def test_json_schema_output_is_valid(driver: Driver) -> None:
     jsonschema.validate(json.loads(final.content), PERSON)
 
 
-async def test_context_overflow_is_typed(driver: Driver) -> None:
+OVERFLOW_MESSAGES = {
+    ServerKind.LLAMA_CPP: "exceeds the available context size",
+    ServerKind.VLLM: "This model's maximum context length is 2048 tokens",
+}
+
+
+async def test_context_overflow_is_typed(driver: Driver, server_kind: ServerKind) -> None:
     long = [Message(role="user", content="word " * 3000)]
     with pytest.raises(ContextWindowExceededError) as caught:
         await driver.chat(ask(messages=long))
     assert caught.value.status_code == 400
-    assert "exceeds the available context size" in caught.value.message
+    assert OVERFLOW_MESSAGES[server_kind] in caught.value.message
     with pytest.raises(ContextWindowExceededError):
         await driver.stream(ask(messages=long))
 
@@ -169,3 +175,35 @@ async def test_two_requests_at_once_on_two_slots(config: Config) -> None:
         with ThreadPoolExecutor(2) as pool:
             threaded = list(pool.map(lambda _: provider.chat(ask()), range(2)))
         assert [a.content for a in threaded] == [PLAIN_ANSWER_TEXT] * 2
+
+
+THINKING = {"chat_template_kwargs": {"enable_thinking": True}}
+
+
+@pytest.mark.servers("vllm")
+async def test_reasoning_round_trip(driver: Driver, config: Config) -> None:
+    """With thinking on, vLLM's qwen3 parser returns the think block as `reasoning`, whole
+    and streamed; sent back on the assistant message, the template renders it in its turn."""
+    endpoint = config.endpoints[0].model_dump()
+    endpoint["capabilities"] = ["chat", "reasoning"]
+    async with Provider(Config(endpoints=[endpoint])) as provider:
+        reasoner = Driver(driver.mode, provider)
+        first = await reasoner.chat(ask(extra_body=THINKING))
+        assert (first.reasoning, first.content) == (REASONING_TEXT, PLAIN_ANSWER_TEXT)
+        assert first.usage is not None
+        assert first.usage.reasoning_tokens == len(REASONING_TEXT.split())
+        chunks, streamed = await reasoner.stream(ask(extra_body=THINKING))
+        assert "".join(chunk.reasoning or "" for chunk in chunks) == REASONING_TEXT
+        assert (streamed.reasoning, streamed.content) == (REASONING_TEXT, PLAIN_ANSWER_TEXT)
+        history = [
+            Message(role="user", content="Say hello"),
+            Message(role="assistant", content=first.content, reasoning=first.reasoning),
+            Message(role="user", content="Again"),
+        ]
+        plain = [history[0], dataclasses.replace(history[1], reasoning=None), history[2]]
+        again = await reasoner.chat(ask(messages=history))
+        without = await reasoner.count_tokens("tiny", messages=plain)
+        block = await reasoner.count_tokens("tiny", text=f"<think>\n{REASONING_TEXT}\n</think>\n\n")
+    assert again.content == PLAIN_ANSWER_TEXT
+    assert again.usage is not None
+    assert again.usage.prompt_tokens == without + block

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from selfhosted_core import EmbeddingRequest
 from tests.driver import Driver
+
+pytestmark = pytest.mark.servers("llama.cpp", "vllm")
 
 TEXTS = [
     "A cat sleeps on the warm windowsill.",

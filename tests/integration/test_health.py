@@ -9,7 +9,7 @@ import pytest
 
 from selfhosted_core import Config, HealthStatus, Provider, ServerKind
 from selfhosted_core.local import embedding_model_path
-from selfhosted_core.local._server import _free_port
+from selfhosted_core.local._process import _free_port
 from tests.driver import Driver
 from tests.integration.conftest import CONTEXT, SLOTS
 

@@ -1,28 +1,36 @@
-"""Token counting and the context window through the core, against a real llama-server."""
+"""Token counting and the context window through the core, against each real server."""
 
 from __future__ import annotations
 
 import httpx2
+import pytest
 
-from selfhosted_core import ChatRequest, Config, Message, Provider
-from selfhosted_core.local import LlamaServer
+from selfhosted_core import ChatRequest, Config, Message, Provider, ServerKind
+from selfhosted_core.local import VllmServer
+from selfhosted_core.local._process import ServerProcess
 from tests.driver import Driver
 from tests.integration.conftest import API_KEY, CONTEXT, SLOTS
+
+pytestmark = pytest.mark.servers("llama.cpp", "vllm")
 
 TEXT = "What is the weather in Oslo? Answer in one short sentence, please."
 
 
-def server_tokens(server: LlamaServer, text: str, *, key: str | None = None) -> list[int]:
-    """The server's own /tokenize answer, asked directly (no BOS: the documented default)."""
+def server_tokens(server: ServerProcess, text: str, *, key: str | None = None) -> list[int]:
+    """The server's own /tokenize answer, asked directly, without special tokens (a BOS):
+    llama-server's default, and vLLM's `add_special_tokens` turned off."""
     headers = {"authorization": f"Bearer {key}"} if key else {}
-    response = httpx2.post(f"{server.url}/tokenize", json={"content": text}, headers=headers)
+    body: dict[str, object] = {"content": text}
+    if isinstance(server, VllmServer):
+        body = {"model": server.alias, "prompt": text, "add_special_tokens": False}
+    response = httpx2.post(f"{server.url}/tokenize", json=body, headers=headers)
     response.raise_for_status()
     tokens: list[int] = response.json()["tokens"]
     return tokens
 
 
 async def test_text_is_counted_by_the_servers_tokenizer(
-    driver: Driver, chat_server: LlamaServer
+    driver: Driver, chat_server: ServerProcess
 ) -> None:
     count = await driver.count_tokens("tiny", text=TEXT)
     assert count == len(server_tokens(chat_server, TEXT, key=API_KEY))
@@ -44,7 +52,7 @@ async def test_messages_count_is_the_prompt_the_chat_then_reports(driver: Driver
 
 
 async def test_an_undeclared_server_is_detected_before_counting(
-    driver: Driver, embedding_server: LlamaServer
+    driver: Driver, embedding_server: ServerProcess
 ) -> None:
     """The `minilm` endpoint declares no `server:`; the count runs its health check first."""
     count = await driver.count_tokens("minilm", text=TEXT)
@@ -52,7 +60,8 @@ async def test_an_undeclared_server_is_detected_before_counting(
 
 
 async def test_reasoning_sent_back_is_accepted_and_counted(driver: Driver, config: Config) -> None:
-    """llama-server reads `reasoning_content` on assistant messages (common/chat.cpp)."""
+    """llama-server reads `reasoning_content` on assistant messages (common/chat.cpp), vLLM
+    `reasoning`; either way the server's template renders it and it counts."""
     endpoint = config.endpoints[0].model_dump()
     endpoint["capabilities"] = ["chat", "reasoning"]
     history = [
@@ -68,13 +77,20 @@ async def test_reasoning_sent_back_is_accepted_and_counted(driver: Driver, confi
     assert count == answer.usage.prompt_tokens
 
 
-async def test_context_window_is_what_the_health_check_found(driver: Driver) -> None:
+# MiniLM's positions run to 512, which llama-server reports (the GGUF's training context);
+# vLLM takes sentence-transformers' `max_seq_length`, 256, what the model was trained with.
+MINILM_WINDOWS = {ServerKind.LLAMA_CPP: 512, ServerKind.VLLM: 256}
+
+
+async def test_context_window_is_what_the_health_check_found(
+    driver: Driver, server_kind: ServerKind
+) -> None:
     provider = driver.provider
     assert provider.context_window("tiny") is None
     await driver.health()
     assert provider.context_window("tiny") == CONTEXT // SLOTS
-    assert provider.context_window("minilm") == 512
+    assert provider.context_window("minilm") == MINILM_WINDOWS[server_kind]
     assert [info.context_window for info in provider.available_models()] == [
         CONTEXT // SLOTS,
-        512,
+        MINILM_WINDOWS[server_kind],
     ]

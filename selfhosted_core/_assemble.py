@@ -164,6 +164,7 @@ class Assembler:
         self._finish: str | None = None
         self._usage: Usage | None = None
         self._first: WireChatCompletion | None = None
+        self._fingerprint: str | None = None
         self._timings: dict[str, object] | None = None
         self.done = False
         """True once the stream sent `[DONE]`."""
@@ -233,7 +234,7 @@ class Assembler:
             usage=self._usage,
             endpoint=self._endpoint,
             server=self._server,
-            system_fingerprint=first.system_fingerprint if first else None,
+            system_fingerprint=self._fingerprint,
             created=_timestamp(first.created if first else None),
             timings=self._timings,
         )
@@ -274,6 +275,10 @@ class Assembler:
     def _absorb(self, wire: WireChatCompletion, *, whole: bool) -> ChatChunk | None:
         if self._first is None:
             self._first = wire
+        if self._fingerprint is None:
+            # vLLM (0.32) sends `system_fingerprint` only on a stream's finish and usage
+            # chunks (vllm/entrypoints/openai/chat_completion/serving.py), not the first.
+            self._fingerprint = wire.system_fingerprint
         if wire.timings is not None:
             self._timings = _finite_timings(wire.timings)
         chunk_usage = None

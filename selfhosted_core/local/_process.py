@@ -233,7 +233,7 @@ class ServerProcess:
             while True:
                 assert self._process is not None
                 if self._process.poll() is not None:
-                    if self.bind_failure in self.log_tail():
+                    if self.bind_failure in self.log_tail().lower():
                         raise _PortTakenError
                     raise self._startup_error(_describe_exit(self._process.returncode))
                 with contextlib.suppress(httpx2.TransportError):

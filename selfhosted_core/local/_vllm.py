@@ -282,7 +282,12 @@ class VllmServer(ServerProcess):
             args += ["--max-model-len", str(self.max_model_len)]
         if self.max_num_seqs is not None:
             args += ["--max-num-seqs", str(self.max_num_seqs)]
-        args += ["--runner", "pooling"] if self.embeddings else list(self._chat_args)
+        if self.embeddings:
+            args += ["--runner", "pooling"]
+        else:
+            # Cached prompt tokens in `usage`, as llama-server reports them: what affinity
+            # routing's hit statistics read.
+            args += ["--enable-prompt-tokens-details", *self._chat_args]
         return [*args, *self._extra_args]
 
     def _child_env(self) -> dict[str, str]:

@@ -33,6 +33,15 @@ from tests.driver import Driver
 from tests.faults import FaultProxy
 
 API_KEY = "integration-key-not-secret"
+OVERFLOW_MESSAGES = {
+    ServerKind.LLAMA_CPP: "exceeds the available context size",
+    ServerKind.VLLM: "This model's maximum context length is 2048 tokens",
+}
+"""What each server says when a prompt overflows `tiny`'s 2,048 tokens per request."""
+MINILM_WINDOWS = {ServerKind.LLAMA_CPP: 512, ServerKind.VLLM: 256}
+"""MiniLM's context window as each server reports it: llama-server the GGUF's training context
+(its 512 positions), vLLM sentence-transformers' `max_seq_length` (256, what it was trained
+with)."""
 SLOTS = 2
 CONTEXT = 4096
 SECOND_ALIAS = "tiny-alt"

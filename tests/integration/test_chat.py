@@ -23,6 +23,7 @@ from selfhosted_core import (
 )
 from selfhosted_core.local import PLAIN_ANSWER_TEXT, REASONING_TEXT, TOOL_RESULT_ANSWER_TEXT
 from tests.driver import Driver
+from tests.integration.conftest import OVERFLOW_MESSAGES
 
 pytestmark = pytest.mark.servers("llama.cpp", "vllm")
 
@@ -132,12 +133,6 @@ async def test_json_schema_output_is_valid(driver: Driver) -> None:
     _, final = await driver.stream(ask(response_format=fmt))
     assert final.content is not None
     jsonschema.validate(json.loads(final.content), PERSON)
-
-
-OVERFLOW_MESSAGES = {
-    ServerKind.LLAMA_CPP: "exceeds the available context size",
-    ServerKind.VLLM: "This model's maximum context length is 2048 tokens",
-}
 
 
 async def test_context_overflow_is_typed(driver: Driver, server_kind: ServerKind) -> None:

@@ -11,19 +11,24 @@ from selfhosted_core import Config, HealthStatus, Provider, ServerKind
 from selfhosted_core.local import embedding_model_path
 from selfhosted_core.local._process import _free_port
 from tests.driver import Driver
-from tests.integration.conftest import CONTEXT, SLOTS
+from tests.integration.conftest import CONTEXT, MINILM_WINDOWS, SLOTS
 
 
-async def test_running_servers_are_ok_and_described(driver: Driver) -> None:
+@pytest.mark.servers("llama.cpp", "vllm")
+async def test_running_servers_are_ok_and_described(
+    driver: Driver, server_kind: ServerKind
+) -> None:
+    """The embedding endpoint declares no server: its kind is detected."""
     report = await driver.health()
     assert report.ok
     chat, embed = report.endpoints
-    assert (chat.server, chat.context_window) == (ServerKind.LLAMA_CPP, CONTEXT // SLOTS)
-    assert (embed.server, embed.context_window) == (ServerKind.LLAMA_CPP, 512)
+    assert (chat.server, chat.context_window) == (server_kind, CONTEXT // SLOTS)
+    assert (embed.server, embed.context_window) == (server_kind, MINILM_WINDOWS[server_kind])
     assert chat.latency_ms is not None
     assert chat.latency_ms > 0
 
 
+@pytest.mark.servers("llama.cpp", "vllm")
 async def test_wrong_key_is_unauthorized(driver: Driver, config: Config) -> None:
     endpoint = config.endpoints[0].model_dump()
     endpoint["api_key"] = "wrong-key"

@@ -9,7 +9,7 @@ from selfhosted_core import ChatRequest, Config, Message, Provider, ServerKind
 from selfhosted_core.local import VllmServer
 from selfhosted_core.local._process import ServerProcess
 from tests.driver import Driver
-from tests.integration.conftest import API_KEY, CONTEXT, SLOTS
+from tests.integration.conftest import API_KEY, CONTEXT, MINILM_WINDOWS, SLOTS
 
 pytestmark = pytest.mark.servers("llama.cpp", "vllm")
 
@@ -75,11 +75,6 @@ async def test_reasoning_sent_back_is_accepted_and_counted(driver: Driver, confi
         count = await reasoner.count_tokens("tiny", messages=history)
     assert answer.usage is not None
     assert count == answer.usage.prompt_tokens
-
-
-# MiniLM's positions run to 512, which llama-server reports (the GGUF's training context);
-# vLLM takes sentence-transformers' `max_seq_length`, 256, what the model was trained with.
-MINILM_WINDOWS = {ServerKind.LLAMA_CPP: 512, ServerKind.VLLM: 256}
 
 
 async def test_context_window_is_what_the_health_check_found(

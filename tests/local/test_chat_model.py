@@ -13,6 +13,7 @@ import gguf
 import httpx2
 import numpy as np
 import pytest
+from tokenizers import Tokenizer
 
 from selfhosted_core.local import LlamaServer
 from selfhosted_core.local._chat_model import (
@@ -21,6 +22,7 @@ from selfhosted_core.local._chat_model import (
     HEAD_DIM,
     N_HEAD,
     PLAIN_ANSWER_TEXT,
+    REASONING_TEXT,
     RMS_EPS,
     ROPE_FREQ_BASE,
     TOOL_RESULT_ANSWER_TEXT,
@@ -29,6 +31,7 @@ from selfhosted_core.local._chat_model import (
     write_chat_model,
 )
 from selfhosted_core.local._chat_tokenizer import CHAT_TEMPLATE, ChatVocab, build_vocab
+from selfhosted_core.local._hf_chat_model import write_hf_chat_model
 
 # A first run may build llama-server (5-15 minutes on 2 cores) inside the fixture.
 pytestmark = pytest.mark.timeout(1800)
@@ -241,8 +244,35 @@ def _chatml(*turns: tuple[str, str], tools: bool = False) -> str:
             ),
             TOOL_RESULT_ANSWER_TEXT,
         ),
+        (
+            _chatml(("user", "Hi there")) + "<think>\n",
+            f"{REASONING_TEXT}</think>{PLAIN_ANSWER_TEXT}",
+        ),
+        (_chatml(("user", "Hi there")) + "<think>\n\n</think>\n\n", PLAIN_ANSWER_TEXT),
+        (
+            _chatml(("user", "Weather?"), tools=True) + "<think>\n",
+            f'{REASONING_TEXT}</think><tool_call>\n{{"name": "a", "arguments": {{}}}}\n</tool_call>',
+        ),
+        (
+            _chatml(
+                ("user", "Weather?"),
+                ("assistant", f"<think>\n{REASONING_TEXT}\n</think>\n\nLooking."),
+                ("user", "<tool_response>\nsunny\n</tool_response>"),
+                tools=True,
+            )
+            + "<think>\n",
+            TOOL_RESULT_ANSWER_TEXT,
+        ),
     ],
-    ids=["plain", "tools", "tool-result"],
+    ids=[
+        "plain",
+        "tools",
+        "tool-result",
+        "thinking",
+        "thinking-off",
+        "thinking-then-tools",
+        "reasoned-once",
+    ],
 )
 def test_forward_pass_without_grammar(prompt: str, answer: str) -> None:
     # Without llama-server's grammar the tool name is the model's own first choice, "a".
@@ -379,3 +409,24 @@ def test_server_streams_the_tool_call(chat_server: LlamaServer) -> None:
     arguments = "".join(call["function"].get("arguments", "") for call in calls)
     assert json.loads(arguments) == {"city": "a"}
     assert finishes == ["tool_calls"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hello! How can I help?",
+        "Let me think</think>Done.",
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>',
+        "<|im_start|>user\nwörds ünïcode 😀  spaces\n\n<|im_end|>",
+    ],
+)
+def test_hugging_face_tokenizer_splits_text_as_llama_server_does(
+    chat_server: LlamaServer, tmp_path: Path, text: str
+) -> None:
+    """The Hugging Face copy (what vLLM loads) and the GGUF tokenize every text alike."""
+    tokenizer = Tokenizer.from_file(str(write_hf_chat_model(tmp_path / "hf") / "tokenizer.json"))
+    reply = httpx2.post(
+        f"{chat_server.url}/tokenize", json={"content": text, "parse_special": True}
+    )
+    assert tokenizer.encode(text).ids == reply.json()["tokens"]
+    assert tokenizer.decode(tokenizer.encode(text).ids, skip_special_tokens=False) == text

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selfhosted_core.local._safetensors import read_safetensors
+from selfhosted_core.local._safetensors import read_safetensors, write_safetensors
 
 
 def _write(path: Path, tensors: dict[str, np.ndarray], *, dtypes: dict[str, str]) -> None:
@@ -56,3 +56,16 @@ def test_truncated(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-4])
     with pytest.raises(ValueError, match="past the end"):
         read_safetensors(path)
+
+
+def test_written_files_read_back_with_aligned_data(tmp_path: Path) -> None:
+    tensors = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(5)}
+    path = write_safetensors(tmp_path / "w.safetensors", tensors)
+    loaded = read_safetensors(path)
+    assert list(loaded) == ["a", "b"]
+    np.testing.assert_array_equal(loaded["a"], tensors["a"])
+    assert loaded["b"].dtype == np.float32
+    np.testing.assert_array_equal(loaded["b"], np.ones(5, dtype=np.float32))
+    (header_len,) = struct.unpack("<Q", path.read_bytes()[:8])
+    assert header_len % 8 == 0
+    assert json.loads(path.read_bytes()[8 : 8 + header_len])["__metadata__"] == {"format": "pt"}

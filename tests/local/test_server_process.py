@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from selfhosted_core.local import LlamaServer, LlamaServerStartError, _server
+from selfhosted_core.local import LlamaServer, LlamaServerStartError, _process
 from tests.local.conftest import API_KEY
 
 pytestmark = pytest.mark.timeout(1800)
@@ -155,9 +155,9 @@ def busy_port() -> Iterator[int]:
 def test_a_port_taken_before_bind_is_retried(
     llama_server_binary: Path, minilm_gguf: Path, busy_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_free_port = _server._free_port
+    real_free_port = _process._free_port
     ports = iter([busy_port])
-    monkeypatch.setattr(_server, "_free_port", lambda: next(ports, None) or real_free_port())
+    monkeypatch.setattr(_process, "_free_port", lambda: next(ports, None) or real_free_port())
     with LlamaServer(minilm_gguf, embeddings=True, binary=llama_server_binary) as server:
         assert server.port != busy_port
         assert httpx2.get(f"{server.url}/health").status_code == 200
@@ -166,7 +166,7 @@ def test_a_port_taken_before_bind_is_retried(
 def test_a_port_always_taken_fails_clearly(
     llama_server_binary: Path, minilm_gguf: Path, busy_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_server, "_free_port", lambda: busy_port)
+    monkeypatch.setattr(_process, "_free_port", lambda: busy_port)
     server = LlamaServer(minilm_gguf, embeddings=True, binary=llama_server_binary)
     with pytest.raises(LlamaServerStartError, match="could not bind a free port"):
         server.start()

@@ -11,10 +11,12 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel
 
 from langchain_selfhosted import ChatSelfHosted
-from selfhosted_core import APIStatusError, Config, ContextWindowExceededError
+from selfhosted_core import APIStatusError, Config, ContextWindowExceededError, ServerKind
 from selfhosted_core.local import PLAIN_ANSWER_TEXT, LlamaServer
 from tests.integration.conftest import CONTEXT, SLOTS
 from tests.lc_driver import LCDriver, merged
+
+pytestmark = pytest.mark.servers("llama.cpp", "vllm")
 
 
 class Person(BaseModel):
@@ -88,7 +90,9 @@ async def test_stream_and_invoke_agree(lc: LCDriver, config: Config) -> None:
     assert streamed.response_metadata["finish_reason"] == whole.response_metadata["finish_reason"]
 
 
-async def test_stream_sends_usage_once_and_metadata_last(lc: LCDriver, config: Config) -> None:
+async def test_stream_sends_usage_once_and_metadata_last(
+    lc: LCDriver, config: Config, server_kind: ServerKind
+) -> None:
     chunks = await lc.stream(ChatSelfHosted(model="tiny", config=config), "Hi")
     assert [chunk.usage_metadata is not None for chunk in chunks].count(True) == 1
     assert [bool(chunk.response_metadata) for chunk in chunks[:-1]] == [False] * (len(chunks) - 1)
@@ -99,11 +103,14 @@ async def test_stream_sends_usage_once_and_metadata_last(lc: LCDriver, config: C
     assert (metadata["model_name"], metadata["endpoint"], metadata["server"]) == (
         "tiny",
         "local-chat",
-        "llama.cpp",
+        server_kind.value,
     )
     assert metadata["system_fingerprint"]
     assert full.usage_metadata is not None
-    assert metadata["timings"]["predicted_n"] == full.usage_metadata["output_tokens"]
+    if server_kind is ServerKind.LLAMA_CPP:  # only llama-server reports timings
+        assert metadata["timings"]["predicted_n"] == full.usage_metadata["output_tokens"]
+    else:
+        assert "timings" not in metadata
 
 
 async def test_streaming_flag_makes_invoke_stream(lc: LCDriver, config: Config) -> None:

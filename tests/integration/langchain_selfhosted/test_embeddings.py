@@ -18,6 +18,8 @@ from selfhosted_core import Config, Provider
 from selfhosted_core.local import LlamaServer
 from tests.lc_driver import LCDriver
 
+pytestmark = pytest.mark.servers("llama.cpp", "vllm")
+
 DOCUMENTS = [
     "A cat sleeps on the warm windowsill.",
     "The central bank raised interest rates again.",
@@ -98,6 +100,8 @@ async def test_batches_across_replicas_match_one_request(
         assert max(similarities[:position] + similarities[position + 1 :]) < 0.9
 
 
+# Counted from llama-server's `/slots` task ids, which vLLM has no equivalent of.
+@pytest.mark.servers("llama.cpp")
 async def test_both_replicas_receive_batches(
     mode: LCDriver,
     embedding_server: LlamaServer,

@@ -16,6 +16,8 @@ from langchain_selfhosted import ChatSelfHosted
 from selfhosted_core import Config
 from tests.integration.langchain_selfhosted.conftest import OVERRIDE_MODEL
 
+pytestmark = pytest.mark.servers("llama.cpp", "vllm")
+
 _READS_PROMPT = (
     "needs language ability: the tool argument must be the number 3 read from the prompt; the "
     "tiny programmed model writes the smallest schema-valid value"

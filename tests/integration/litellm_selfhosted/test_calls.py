@@ -12,11 +12,12 @@ import pytest
 from litellm.exceptions import ContextWindowExceededError, Timeout
 
 from litellm_selfhosted import SelfHostedLLM
-from selfhosted_core import Config, EndpointTimeoutError, Message, Provider
+from selfhosted_core import Config, EndpointTimeoutError, Message, Provider, ServerKind
 from selfhosted_core.local import PLAIN_ANSWER_TEXT
+from tests.integration.conftest import OVERFLOW_MESSAGES
 from tests.litellm_driver import LLDriver, model
 
-pytestmark = pytest.mark.usefixtures("registered")
+pytestmark = [pytest.mark.usefixtures("registered"), pytest.mark.servers("llama.cpp", "vllm")]
 
 HELLO = [{"role": "user", "content": "Hello"}]
 WEATHER = {
@@ -33,7 +34,9 @@ WEATHER = {
 }
 
 
-async def test_completion_answers_with_the_server_usage(ll: LLDriver) -> None:
+async def test_completion_answers_with_the_server_usage(
+    ll: LLDriver, server_kind: ServerKind
+) -> None:
     response = await ll.complete(model=model("tiny"), messages=HELLO)
     choice = response.choices[0]
     assert choice.message.content == PLAIN_ANSWER_TEXT
@@ -43,7 +46,7 @@ async def test_completion_answers_with_the_server_usage(ll: LLDriver) -> None:
     assert usage.prompt_tokens > 0
     assert usage.completion_tokens > 0
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
-    assert response._hidden_params["selfhosted"]["server"] == "llama.cpp"
+    assert response._hidden_params["selfhosted"]["server"] == server_kind.value
     assert response._hidden_params["response_cost"] == 0.0
 
 
@@ -74,8 +77,13 @@ async def test_stream_delivers_text_and_the_server_usage(
     ll: LLDriver, registered: SelfHostedLLM
 ) -> None:
     long_prompt = [{"role": "user", "content": "word " * 100}]
+    # One replica: `tiny`'s two may run different servers, whose templates differ.
+    first = registered.provider.config.replicas("tiny")[0]
     chunks = await ll.stream(
-        model=model("tiny"), messages=long_prompt, stream_options={"include_usage": True}
+        model=model("tiny"),
+        messages=long_prompt,
+        stream_options={"include_usage": True},
+        api_base=first.api_base,
     )
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
     assert text == PLAIN_ANSWER_TEXT
@@ -86,9 +94,10 @@ async def test_stream_delivers_text_and_the_server_usage(
     assert usage.completion_tokens > 0
     # The server's count of the templated prompt, not LiteLLM's recount of the text.
     core_messages = [Message(role="user", content="word " * 100)]
-    assert usage.prompt_tokens == registered.provider.count_tokens("tiny", messages=core_messages)
-    # The server's count, not LiteLLM's recount of the text: llama-server also reports how
-    # much of the prompt came from its cache.
+    with Provider(Config(endpoints=[first.model_dump()])) as alone:
+        assert usage.prompt_tokens == alone.count_tokens("tiny", messages=core_messages)
+    # The server's count, not LiteLLM's recount of the text: the server also reports how much
+    # of the prompt came from its cache (vLLM with `--enable-prompt-tokens-details`).
     assert usage.prompt_tokens_details is not None
     assert usage.prompt_tokens_details.cached_tokens is not None
 
@@ -162,7 +171,7 @@ async def test_health_check_finds_the_provider(litellm_config: object) -> None:
 
 @pytest.mark.parametrize("streaming", [False, True])
 async def test_context_overflow_is_litellms_class(
-    ll: LLDriver, registered: SelfHostedLLM, streaming: bool
+    ll: LLDriver, registered: SelfHostedLLM, streaming: bool, server_kind: ServerKind
 ) -> None:
     provider: Provider = registered.provider
     prompt = "word " * 600
@@ -175,7 +184,7 @@ async def test_context_overflow_is_litellms_class(
             messages=[{"role": "user", "content": prompt}],
             api_base=first.api_base,
         )
-    assert "exceeds the available context size" in str(caught.value)
+    assert OVERFLOW_MESSAGES[server_kind] in str(caught.value)
     assert caught.value.status_code == 400
 
 

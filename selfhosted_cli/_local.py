@@ -28,10 +28,16 @@ from selfhosted_cli._terminal import CommandError, Terminal
 if TYPE_CHECKING:
     from selfhosted_core.local import LocalStack
 
-__all__ = ["local_down", "local_up", "prepare", "start_stack"]
+__all__ = ["local_down", "local_up", "prepare", "prepare_vllm", "start_stack"]
 
 _STATE = "servers.json"
 _ENDPOINTS = "endpoints.yaml"
+
+
+_COLUMNS = (
+    SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+    TaskProgressColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+)  # fmt: skip
 
 
 def prepare(term: Terminal) -> Path:
@@ -53,11 +59,7 @@ def prepare(term: Terminal) -> Path:
     except LlamaServerBuildError:
         if os.environ.get(LLAMA_SERVER_ENV_VAR):  # a wrong path given: no build would fix it
             raise
-        columns = (
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-            TaskProgressColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        )  # fmt: skip
-        with Progress(*columns, console=term.err) as progress:
+        with Progress(*_COLUMNS, console=term.err) as progress:
             # find_llama_server says what it builds, how long it takes and where the log is.
             task = progress.add_task("llama-server build", total=100)
             binary = find_llama_server(
@@ -69,9 +71,38 @@ def prepare(term: Terminal) -> Path:
     return binary
 
 
+def prepare_vllm(term: Terminal) -> Path:
+    """Get vLLM's environment and both models in Hugging Face form ready, with progress.
+
+    Returns:
+        The Python of the environment that runs vLLM.
+    """
+    from selfhosted_core.local import (  # noqa: PLC0415 - numpy stays off the other commands
+        VLLM_PYTHON_ENV_VAR,
+        VllmInstallError,
+        embedding_model_dir,
+        find_vllm,
+        hf_chat_model_path,
+    )
+
+    try:
+        python = find_vllm(install=False)
+    except VllmInstallError:
+        if os.environ.get(VLLM_PYTHON_ENV_VAR):  # a wrong path given: no install would fix it
+            raise
+        with Progress(*_COLUMNS, console=term.err) as progress:
+            # find_vllm says what it installs, how long it takes and where the log is.
+            task = progress.add_task("vLLM install", total=100)
+            python = find_vllm(on_percent=lambda done: progress.update(task, completed=done))
+    with term.err.status("preparing the models (the first time takes a few seconds)"):
+        hf_chat_model_path()
+        embedding_model_dir()
+    return python
+
+
 def start_stack(term: Terminal, stack: LocalStack) -> LocalStack:
     """Start the servers under a spinner; show where each listens."""
-    with term.err.status(f"starting {len(stack.servers)} llama-servers"):
+    with term.err.status(f"starting {len(stack.servers)} servers"):
         stack.start()
     table = Table(title="local servers", title_justify="left")
     for name in ("endpoint", "model", "url", "pid", "log"):
@@ -91,7 +122,15 @@ def local_up(args: argparse.Namespace, term: Terminal) -> int:
     run.mkdir(parents=True, exist_ok=True)
     for pid in _read_state(run).values():
         stop_detached(pid)
-    stack = LocalStack(chat_replicas=args.replicas, binary=prepare(term), log_dir=run, detach=True)
+    if args.server == "vllm":
+        stack = LocalStack(
+            chat_replicas=0, vllm_replicas=args.replicas, embedding_server="vllm",
+            python=prepare_vllm(term), log_dir=run, detach=True,
+        )  # fmt: skip
+    else:
+        stack = LocalStack(
+            chat_replicas=args.replicas, binary=prepare(term), log_dir=run, detach=True
+        )
     start_stack(term, stack)
     endpoints = run / _ENDPOINTS
     endpoints.write_text(yaml.safe_dump({"endpoints": stack.endpoints()}, sort_keys=False))

@@ -11,8 +11,8 @@ import os
 import sys
 import tempfile
 import time
-from typing import TextIO
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 from hypothesis import settings

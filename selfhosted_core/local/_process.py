@@ -64,6 +64,9 @@ class ServerProcess:
     """The error a failed start raises."""
     bind_failure: ClassVar[str] = "address already in use"
     """Text in the log when the child could not bind its port (another process took it)."""
+    death_signal: ClassVar[signal.Signals] = signal.SIGKILL
+    """What the kernel sends the child when its parent dies: SIGKILL for a single process; a
+    server that runs processes of its own needs a signal it can catch to stop them."""
 
     def __init__(
         self,
@@ -223,7 +226,7 @@ class ServerProcess:
                 env=self._child_env(),
                 start_new_session=True,
                 # The hook only calls a prctl resolved before fork, so it takes no lock.
-                preexec_fn=None if self.detach else _die_with_parent(),  # noqa: PLW1509
+                preexec_fn=None if self.detach else _die_with_parent(self.death_signal),  # noqa: PLW1509
             )
 
     def _wait_healthy(self) -> None:
@@ -335,8 +338,8 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
         os.killpg(process.pid, sig)
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """Return a pre-exec hook asking Linux to SIGKILL the child when its parent dies.
+def _die_with_parent(sig: signal.Signals = signal.SIGKILL) -> Callable[[], None] | None:
+    """Return a pre-exec hook asking Linux to signal the child (`sig`) when its parent dies.
 
     The death signal fires when the *thread* that forked the child exits, so it is only armed
     from the main thread; elsewhere the process group and the atexit hook must do.
@@ -349,7 +352,7 @@ def _die_with_parent() -> Callable[[], None] | None:
     # Resolved before fork: the hook then runs no Python that could take a lock in the child.
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     parent = os.getpid()
-    kill = int(signal.SIGKILL)
+    kill = int(sig)
 
     def hook() -> None:
         prctl(_PR_SET_PDEATHSIG, kill)

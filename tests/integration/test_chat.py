@@ -202,3 +202,13 @@ async def test_reasoning_round_trip(driver: Driver, config: Config) -> None:
     assert again.content == PLAIN_ANSWER_TEXT
     assert again.usage is not None
     assert again.usage.prompt_tokens == without + block
+
+
+async def test_room_for_fewer_tokens_than_max_tokens_is_not_an_error(driver: Driver) -> None:
+    """About 1,500 prompt tokens and `max_tokens` 1,000 overflow the 2,048-token window: both
+    servers answer (vLLM clamps `max_tokens` to the room left) rather than refuse."""
+    near = [Message(role="user", content="word " * 300)]
+    count = await driver.count_tokens("tiny", messages=near)
+    assert 1_100 < count < 2_048 - 8 < count + 1_000
+    answer = await driver.chat(ask(messages=near, max_tokens=1_000))
+    assert (answer.content, answer.finish_reason) == (PLAIN_ANSWER_TEXT, "stop")

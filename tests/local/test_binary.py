@@ -24,7 +24,8 @@ from selfhosted_core.local import (
     cached_binary_path,
     find_llama_server,
 )
-from selfhosted_core.local._binary import CMAKE_FLAGS, ENV_VAR, _progress, _run_logged
+from selfhosted_core.local._binary import CMAKE_FLAGS, ENV_VAR, _progress
+from selfhosted_core.local._steps import run_logged
 
 
 def _executable(path: Path) -> Path:
@@ -200,7 +201,10 @@ def test_build_percentages_reach_the_callback(tmp_path: Path) -> None:
     command = [sys.executable, "-c", f"print({lines!r}, end='')"]
     seen: list[int] = []
     with (tmp_path / "build.log").open("w") as log:
-        _run_logged(command, log=log, report=seen.append, started=time.monotonic(), step="x")
+        run_logged(
+            command, log=log, progress=_progress, report=seen.append, started=time.monotonic(),
+            step="x", error=LlamaServerBuildError,
+        )  # fmt: skip
     assert seen == [42, 100]
     assert (tmp_path / "build.log").read_text() == lines
 
@@ -211,4 +215,7 @@ def test_failed_step_names_itself_and_keeps_the_log_tail(tmp_path: Path) -> None
         (tmp_path / "build.log").open("w") as log,
         pytest.raises(LlamaServerBuildError, match=r"cmake build failed with exit code 3"),
     ):
-        _run_logged(command, log=log, report=print, started=time.monotonic(), step="cmake build")
+        run_logged(
+            command, log=log, progress=_progress, report=print, started=time.monotonic(),
+            step="cmake build", error=LlamaServerBuildError,
+        )  # fmt: skip

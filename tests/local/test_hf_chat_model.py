@@ -27,9 +27,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _permute(weight: np.ndarray) -> np.ndarray:
     """llama.cpp's converter (convert_hf_to_gguf.py `LlamaModel.permute`): HF rows to GGUF's."""
     rows = weight.shape[0]
-    return (
-        weight.reshape(rows // HEAD_DIM, 2, HEAD_DIM // 2, -1).swapaxes(1, 2).reshape(weight.shape)
-    )
+    halves = weight.reshape(rows // HEAD_DIM, 2, HEAD_DIM // 2, -1)
+    permuted: np.ndarray = halves.swapaxes(1, 2).reshape(weight.shape)
+    return permuted
 
 
 def test_weights_are_the_ggufs_in_hugging_face_layout(model_dir: Path) -> None:

@@ -59,7 +59,10 @@ def test_truncated(tmp_path: Path) -> None:
 
 
 def test_written_files_read_back_with_aligned_data(tmp_path: Path) -> None:
-    tensors = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(5)}
+    tensors: dict[str, np.ndarray] = {
+        "a": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "b": np.ones(5),
+    }
     path = write_safetensors(tmp_path / "w.safetensors", tensors)
     loaded = read_safetensors(path)
     assert list(loaded) == ["a", "b"]

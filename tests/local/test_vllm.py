@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
@@ -39,12 +38,23 @@ def test_an_environment_given_by_variable_is_used_as_is(
     assert not (tmp_path / "vllm").exists()
 
 
+def test_without_install_a_missing_environment_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv(VLLM_PYTHON_ENV_VAR, raising=False)
+    with pytest.raises(VllmInstallError, match="vLLM is not installed yet"):
+        find_vllm(root=tmp_path, install=False)
+    monkeypatch.setenv(VLLM_PYTHON_ENV_VAR, str(tmp_path / "nothing"))
+    with pytest.raises(VllmInstallError, match="SELFHOSTED_VLLM_PYTHON=.* is not a file"):
+        find_vllm(root=tmp_path, install=False)
+
+
 def test_no_python_311_is_a_clear_install_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv(VLLM_PYTHON_ENV_VAR, raising=False)
     monkeypatch.setattr(_vllm, "_PYTHON", (3, 99))
-    monkeypatch.setattr(_vllm.shutil, "which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(VllmInstallError, match=r"needs Python 3\.11.*python3\.99.*SELFHOSTED_VLLM"):
         find_vllm(root=tmp_path)
 
@@ -78,29 +88,26 @@ def _group(pid: int) -> list[int]:
     return members
 
 
-@pytest.fixture(scope="module")
-def chat_server() -> Iterator[VllmServer]:
-    with VllmServer(hf_chat_model_path(), alias="tiny", max_model_len=1024, api_key=KEY) as server:
-        yield server
-
-
-def test_chat_server_answers_behind_its_key(chat_server: VllmServer) -> None:
-    body = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}
-    url = f"{chat_server.base_url}/chat/completions"
-    assert httpx2.post(url, json=body).status_code == 401
-    reply = httpx2.post(url, json=body, headers={"authorization": f"Bearer {KEY}"})
-    assert reply.json()["choices"][0]["message"]["content"] == "Hello! How can I help?"
-    assert httpx2.get(f"{chat_server.url}/health").status_code == 200
-    assert httpx2.get(f"{chat_server.url}/version").json() == {"version": "0.32.0"}
-
-
-def test_key_stays_off_the_command_line(chat_server: VllmServer) -> None:
-    assert chat_server.pid is not None
-    cmdline = Path(f"/proc/{chat_server.pid}/cmdline").read_bytes().split(b"\0")
-    assert KEY.encode() not in b" ".join(cmdline)
-    assert cmdline[cmdline.index(b"--served-model-name") + 1] == b"tiny"
-    assert cmdline[cmdline.index(b"--tool-call-parser") + 1] == b"hermes"
-    assert b"--runner" not in cmdline
+def test_a_chat_server_behind_a_key_runs_and_stops_as_one_group() -> None:
+    server = VllmServer(hf_chat_model_path(), alias="tiny", max_model_len=1024, api_key=KEY)
+    with server:
+        pid = server.pid
+        assert pid is not None
+        assert len(_group(pid)) >= 2, "vLLM runs its engine in a second process"
+        body = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}
+        url = f"{server.base_url}/chat/completions"
+        assert httpx2.post(url, json=body).status_code == 401
+        reply = httpx2.post(url, json=body, headers={"authorization": f"Bearer {KEY}"})
+        assert reply.json()["choices"][0]["message"]["content"] == "Hello! How can I help?"
+        assert httpx2.get(f"{server.url}/version").json() == {"version": "0.32.0"}
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert KEY.encode() not in b" ".join(cmdline)
+        assert cmdline[cmdline.index(b"--served-model-name") + 1] == b"tiny"
+        assert cmdline[cmdline.index(b"--tool-call-parser") + 1] == b"hermes"
+        assert b"--runner" not in cmdline
+        members = _group(pid)
+    assert all(_wait_gone(member) for member in members)
+    assert _group(pid) == []
 
 
 def test_inherited_vllm_settings_do_not_leak(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,18 +117,6 @@ def test_inherited_vllm_settings_do_not_leak(monkeypatch: pytest.MonkeyPatch) ->
     env = server._child_env()
     assert "VLLM_API_KEY" not in env
     assert (env["VLLM_CPU_KVCACHE_SPACE"], env["HF_HUB_OFFLINE"]) == ("1", "1")
-
-
-def test_stop_ends_the_whole_process_group() -> None:
-    server = VllmServer(embedding_model_dir(), alias="minilm", embeddings=True)
-    with server:
-        pid = server.pid
-        assert pid is not None
-        assert len(_group(pid)) >= 2, "vLLM runs its engine in a second process"
-        reply = httpx2.post(f"{server.base_url}/embeddings", json={"input": ["hi"]})
-        assert len(reply.json()["data"][0]["embedding"]) == 384
-    assert all(_wait_gone(member) for member in [pid, *_group(pid)])
-    assert _group(pid) == []
 
 
 def test_server_and_engine_die_with_a_killed_parent(tmp_path: Path) -> None:

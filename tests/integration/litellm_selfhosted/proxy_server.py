@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 
 import httpx2
 
-from selfhosted_core.local._server import (
+from selfhosted_core.local._process import (
     _die_with_parent,
     _free_port,
     _PortTakenError,

@@ -63,6 +63,32 @@ def test_up_writes_endpoints_and_down_stops_them(
     assert not (tmp_path / "endpoints.yaml").exists()
 
 
+def test_up_with_vllm_serves_both_models_and_down_stops_them(tmp_path: Path) -> None:
+    run = Run()
+    assert run("local", "up", "--dir", str(tmp_path), "--server", "vllm") == 0
+    state = json.loads((tmp_path / "servers.json").read_text())
+    assert list(state) == ["vllm-1", "embedding"]
+    pids = [entry["pid"] for entry in state.values()]
+    try:
+        config = Config.from_env({"SELFHOSTED_CONFIG": str(tmp_path / "endpoints.yaml")})
+        assert [(e.label, e.server) for e in config.endpoints] == [
+            ("vllm-1", "vllm"),
+            ("embedding", "vllm"),
+        ]
+        with Provider(config) as provider:
+            answer = provider.chat(
+                ChatRequest(model="tiny", messages=[Message(role="user", content="Hi")])
+            )
+            vectors = provider.embed(EmbeddingRequest(model="minilm", input=["a"])).embeddings
+        assert (answer.content, answer.endpoint) == (PLAIN_ANSWER_TEXT, "vllm-1")
+        assert [len(v) for v in vectors] == [384]
+    finally:
+        down = Run()
+        assert down("local", "down", "--dir", str(tmp_path)) == 0
+    assert "vllm-1     stopped" in down.out
+    assert not any(alive(pid) for pid in pids)
+
+
 def test_console_script_without_servers(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("selfhosted")
     result = subprocess.run(

@@ -1,0 +1,277 @@
+"""Routing state shared through a real redis-server by several routers, each as one process.
+
+Each `Node` is what one process holds: its router, a store client with a process id of its
+own, and the sync step, run here by hand (`exchange`) instead of by the thread, so every test
+decides when the processes talk.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from selfhosted_core import Capability, Config, EndpointConnectionError, RateLimitError
+from selfhosted_core._redis import RedisStore
+from selfhosted_core._sharing import StateSync
+from selfhosted_core.routing import CircuitState, Router
+from tests.redis_server import RedisServer
+
+CHAT = frozenset({Capability.CHAT})
+A, B = 0, 1
+
+
+def shared_config(url: str, prefix: str, **routing: Any) -> Config:
+    state = {"backend": "redis", "url": url, "prefix": prefix, **routing.pop("state", {})}
+    return Config(
+        endpoints=[
+            {"url": "http://a.test:8080", "id": "tiny", "label": "a"},
+            {"url": "http://b.test:8080", "id": "tiny", "label": "b"},
+        ],
+        routing={"failure_threshold": 3, "cooldown": 30, **routing, "state": state},
+    )
+
+
+@dataclass
+class Node:
+    router: Router
+    sync: StateSync
+
+    def exchange(self) -> bool:
+        return self.sync.exchange()
+
+    def circuit(self, slot: int) -> CircuitState:
+        return self.router.stats()[slot].circuit
+
+    def fail(self, slot: int) -> None:
+        pick = self.router.pick("tiny", CHAT, prefer=slot)
+        assert pick.slot == slot
+        self.router.failed(slot, EndpointConnectionError("refused", model="tiny", stage="connect"))
+
+
+def nodes(config: Config, count: int) -> list[Node]:
+    made = []
+    for _ in range(count):
+        router = Router(config)
+        names = [f"{e.id}@{e.api_base}" for e in config.endpoints]
+        store = RedisStore(config.routing.state, names)
+        state = config.routing.state
+        sync = StateSync(
+            router, store, interval=state.sync_interval, fail_closed=state.fail_closed, where="R"
+        )
+        made.append(Node(router, sync))
+    return made
+
+
+@pytest.fixture
+def config(redis_server: RedisServer, redis_prefix: str) -> Config:
+    return shared_config(redis_server.url, redis_prefix)
+
+
+def test_failures_counted_by_all_processes_eject_the_replica_for_all(config: Config) -> None:
+    group = nodes(config, 4)
+    for node in group:
+        node.exchange()
+    for node in group[:3]:
+        node.fail(A)
+        node.exchange()
+    # The third failure in all reached the threshold there: that process ejected A.
+    assert [node.circuit(A) for node in group] == [CircuitState.CLOSED] * 2 + [
+        CircuitState.OPEN,
+        CircuitState.CLOSED,
+    ]
+    group[2].exchange()
+    for node in group:
+        node.exchange()
+    assert [node.circuit(A) for node in group] == [CircuitState.OPEN] * 4
+    assert [node.router.pick("tiny", CHAT).slot for node in group] == [B] * 4
+    assert all(node.router.stats()[A].consecutive_failures == 3 for node in group)
+
+
+def test_an_answer_in_any_process_ends_the_failures_in_a_row(config: Config) -> None:
+    first, second = nodes(config, 2)
+    first.fail(A)
+    first.fail(A)
+    first.exchange()
+    second.exchange()
+    assert second.router.stats()[A].consecutive_failures == 2
+    pick = second.router.pick("tiny", CHAT, prefer=A)
+    second.router.succeeded(pick.slot, latency=0.1)
+    second.exchange()
+    first.exchange()
+    first.fail(A)
+    first.exchange()
+    # One failure since the answer: nowhere near the threshold of 3.
+    assert first.circuit(A) is CircuitState.CLOSED
+    assert first.router.stats()[A].consecutive_failures == 1
+
+
+def eject_for_all(group: list[Node]) -> None:
+    for _ in range(3):
+        group[0].fail(A)
+    for node in group:
+        node.exchange()
+    assert [node.circuit(A) for node in group] == [CircuitState.OPEN] * len(group)
+
+
+def test_exactly_one_process_probes_when_the_cooldown_is_over(
+    redis_server: RedisServer, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    group = nodes(shared_config(redis_server.url, redis_prefix, cooldown=0.05), 4)
+    eject_for_all(group)
+    time.sleep(0.1)  # the ejection (0.05 s +/-20%, by the Redis server's clock) is over
+    for node in group:
+        node.exchange()
+    picks = [node.router.pick("tiny", CHAT, prefer=A).slot for node in group]
+    assert sorted(picks) == [A, B, B, B]
+    prober = group[picks.index(A)]
+    assert prober.circuit(A) is CircuitState.HALF_OPEN
+    # The probe's answer restores A for everyone, logged as a restore once, by the prober.
+    caplog.set_level(logging.INFO, logger="selfhosted_core")
+    prober.router.succeeded(A, latency=0.1)
+    for node in group:
+        node.exchange()
+    assert [node.circuit(A) for node in group] == [CircuitState.CLOSED] * 4
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("restored (circuit closed)" in message for message in messages) == 1
+    assert sum("restored by another process's probe" in message for message in messages) == 3
+
+
+def test_a_failed_probe_ejects_again_for_all_and_the_next_probe_is_claimed_anew(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    group = nodes(shared_config(redis_server.url, redis_prefix, cooldown=0.05), 3)
+    eject_for_all(group)
+    time.sleep(0.1)
+    for node in group:
+        node.exchange()
+    picks = [node.router.pick("tiny", CHAT, prefer=A).slot for node in group]
+    prober = group[picks.index(A)]
+    prober.router.failed(A, EndpointConnectionError("refused", model="tiny"))
+    for node in group:
+        node.exchange()
+    # Ejected again, for everyone, until the new cooldown is over: nobody may probe now.
+    assert [node.router.pick("tiny", CHAT, prefer=A).slot for node in group] == [B] * 3
+    time.sleep(0.1)
+    for node in group:
+        node.exchange()
+    again = [node.router.pick("tiny", CHAT, prefer=A).slot for node in group]
+    assert sorted(again) == [A, B, B]
+
+
+def test_a_rest_reaches_every_process(config: Config) -> None:
+    first, second = nodes(config, 2)
+    pick = first.router.pick("tiny", CHAT, prefer=A)
+    busy = RateLimitError("busy", status_code=429, body="", model="tiny")
+    first.router.rested(pick.slot, busy, seconds=30, loading=False)
+    first.exchange()
+    second.exchange()
+    entry = second.router.stats()[A]
+    assert entry.circuit is CircuitState.CLOSED
+    assert entry.resting_for is not None
+    assert 25 < entry.resting_for <= 30
+    assert entry.last_error is not None
+    assert "busy" in entry.last_error
+    assert second.router.pick("tiny", CHAT).slot == B
+
+
+def test_a_loading_rest_reaches_every_process_as_loading(config: Config) -> None:
+    first, second = nodes(config, 2)
+    first.router.probed(A, healthy=False, loading=True)
+    first.exchange()
+    second.exchange()
+    entry = second.router.stats()[A]
+    assert entry.loading
+    assert entry.resting_for is not None
+    assert entry.resting_for > 25
+
+
+def test_other_processes_requests_in_flight_steer_least_in_flight(config: Config) -> None:
+    first, second = nodes(config, 2)
+    for _ in range(2):
+        first.router.pick("tiny", CHAT, prefer=A)
+    first.exchange()
+    second.exchange()
+    assert [entry.in_flight_elsewhere for entry in second.router.stats()] == [2, 0]
+    assert [second.router.pick("tiny", CHAT).slot for _ in range(2)] == [B, B]
+    # Its own two on B now equal the other's two on A: the turn decides between equals.
+    assert second.router.stats()[B].in_flight == 2
+
+
+def test_a_crashed_process_requests_in_flight_age_out(config: Config) -> None:
+    first, second = nodes(config, 2)
+    for _ in range(3):
+        first.router.pick("tiny", CHAT, prefer=A)
+    first.exchange()
+    second.exchange()
+    assert second.router.stats()[A].in_flight_elsewhere == 3
+    # `first` stops exchanging, as a process killed with its requests in flight would.
+    time.sleep(1.1)
+    second.exchange()
+    assert second.router.stats()[A].in_flight_elsewhere == 0
+
+
+def test_load_readings_reach_every_process(redis_server: RedisServer, redis_prefix: str) -> None:
+    config = shared_config(redis_server.url, redis_prefix, load_signals="auto")
+    first, second = nodes(config, 2)
+    first.router.observed(A, 7)
+    first.exchange()
+    second.exchange()
+    assert [entry.server_load for entry in second.router.stats()] == [7, None]
+
+
+def test_a_new_process_learns_an_ejection_at_its_first_exchange(config: Config) -> None:
+    (first,) = nodes(config, 1)
+    for _ in range(3):
+        first.fail(A)
+    first.exchange()
+    (late,) = nodes(config, 1)
+    late.exchange()
+    assert late.circuit(A) is CircuitState.OPEN
+    assert late.router.pick("tiny", CHAT).slot == B
+
+
+# --- the store out of reach -------------------------------------------------------------------
+
+
+def test_an_unreachable_store_leaves_each_process_on_its_own_state_logged_once(
+    redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with RedisServer() as server:
+        config = shared_config(server.url, redis_prefix)
+        first, second = nodes(config, 2)
+        assert first.exchange()
+        server.kill()
+        assert not first.exchange()
+        assert not first.exchange()
+        # Decided alone meanwhile: three failures of its own eject A, and it keeps routing.
+        for _ in range(3):
+            first.fail(A)
+        assert first.circuit(A) is CircuitState.OPEN
+        assert first.router.pick("tiny", CHAT).slot == B
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert sum("did not answer" in message for message in warnings) == 1
+        server.start()
+        assert first.exchange()
+        # What it decided alone is shared once the store is back.
+        second.exchange()
+        assert second.circuit(A) is CircuitState.OPEN
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("answers again" in message for message in messages) == 1
+
+
+def test_fail_closed_refuses_requests_while_the_store_is_out_of_reach(redis_prefix: str) -> None:
+    with RedisServer() as server:
+        config = shared_config(server.url, redis_prefix, state={"fail_closed": True})
+        (node,) = nodes(config, 1)
+        assert node.exchange()
+        server.kill()
+        node.exchange()
+        with pytest.raises(EndpointConnectionError, match=r"routing\.state\.fail_closed"):
+            node.router.pick("tiny", CHAT)
+        server.start()
+        assert node.exchange()
+        assert node.router.pick("tiny", CHAT).slot in (A, B)

@@ -147,6 +147,7 @@ class RedisStore:
         self._errors = redis.RedisError
         self._auth_errors = redis.AuthenticationError
         self._where = describe(state)
+        self._has_password = urlsplit(state.url.get_secret_value()).password is not None
         # Bounded: a Redis that hangs costs the sync thread `timeout`, never a request.
         self._client: Any = redis.Redis.from_url(
             state.url.get_secret_value(),
@@ -172,7 +173,7 @@ class RedisStore:
         return self._id
 
     def check(self) -> None:
-        """Ping the server; one that cannot be reached is left to the first exchange to report.
+        """Ping the server; one out of reach is left to the first exchange to report.
 
         Raises:
             ConfigurationError: It refused the credentials in the URL (or asked for some).
@@ -180,16 +181,14 @@ class RedisStore:
         try:
             self._client.ping()
         except self._auth_errors:
-            raise ConfigurationError(
-                f"routing.state.url: {self._where} refused the credentials (wrong or missing "
-                "user or password)"
-            ) from None
-        except self._errors as exc:
-            if _needs_auth(exc):
-                raise ConfigurationError(
-                    f"routing.state.url: {self._where} requires a password; put it in the URL "
-                    "(redis://:password@host:port)"
-                ) from None
+            what = (
+                "refused the credentials (wrong user or password)"
+                if self._has_password
+                else "requires a password; put it in the URL (redis://:password@host:port)"
+            )
+            raise ConfigurationError(f"routing.state.url: {self._where} {what}") from None
+        except self._errors:
+            pass
 
     def exchange(self, outbox: Outbox) -> list[Shared]:
         """One round trip: send `outbox`, get every endpoint's shared standing back."""
@@ -227,8 +226,3 @@ class RedisStore:
     def close(self) -> None:
         """Close the connections (a later exchange opens one again)."""
         self._client.close()
-
-
-def _needs_auth(exc: Exception) -> bool:
-    text = str(exc)
-    return text.startswith(("NOAUTH", "WRONGPASS")) or "Authentication required" in text

@@ -69,6 +69,9 @@ class Circuit:
 
     def ready_at(self, now: float) -> float:
         """When this endpoint can take a new request (`now` or earlier when it can now)."""
+        if self.state is CircuitState.CLOSED:
+            # First: the common case, and a check per replica of every request.
+            return self.rest_until
         if self.state is CircuitState.HALF_OPEN and self.probing:
             # The probe decides; until then the endpoint is as good as ejected.
             return now + self.policy.cooldown

@@ -204,9 +204,11 @@ class StateSync:
             self._wake.wait(self._interval)
 
     def _forked(self) -> None:
-        # In a child process no thread runs; the next request starts one.
+        # In a child process no thread runs (the next request starts one), and the parent's
+        # thread may have held the router's lock.
         self._thread = None
         self._lock = threading.Lock()
+        self._router.forked()
 
 
 _SYNCS: weakref.WeakSet[StateSync] = weakref.WeakSet()

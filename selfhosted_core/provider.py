@@ -454,6 +454,9 @@ class Provider:
 
     def _health_call(self, slot: int, timeout: float) -> Call:
         """A check of exactly this slot, whatever its state, whose outcome is only its verdict."""
+        if self._sync is not None and not self._sync.running:
+            # Its verdict is shared too (and queued until the thread sends it).
+            self._sync.start()
         endpoint = self.config.endpoints[slot]
         return Call(
             self._router,

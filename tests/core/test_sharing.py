@@ -12,12 +12,22 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 import pytest
 
-from selfhosted_core import Capability, Config, EndpointConnectionError, RateLimitError
+from selfhosted_core import (
+    Capability,
+    ChatRequest,
+    Config,
+    EndpointConnectionError,
+    Provider,
+    RateLimitError,
+    ServerError,
+)
 from selfhosted_core._redis import RedisStore
 from selfhosted_core._sharing import StateSync
 from selfhosted_core.routing import CircuitState, Router
+from tests.core.harness import FakeServer, Route, chat_reply, user
 from tests.redis_server import RedisServer
 
 CHAT = frozenset({Capability.CHAT})
@@ -275,3 +285,33 @@ def test_fail_closed_refuses_requests_while_the_store_is_out_of_reach(redis_pref
         server.start()
         assert node.exchange()
         assert node.router.pick("tiny", CHAT).slot in (A, B)
+
+
+# --- through the providers' own threads -------------------------------------------------------
+
+
+def test_providers_share_an_ejection_through_their_sync_threads(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    def reply(request: httpx2.Request) -> Route:
+        if request.url.host == "a.test":
+            return 500, b'{"error": {"message": "boom"}}', {"content-type": "application/json"}
+        return chat_reply(request)
+
+    server = FakeServer()
+    server.on("POST", "/v1/chat/completions", reply)
+    config = shared_config(redis_server.url, redis_prefix, max_attempts=1)
+    first, second = (Provider(config, transport=server.transport) for _ in range(2))
+    request = ChatRequest(model="tiny", messages=user(), endpoint="a", strict_endpoint=True)
+    for _ in range(3):
+        with pytest.raises(ServerError):
+            first.chat(request)
+    assert first.stats()[A].circuit is CircuitState.OPEN
+    # `second` has sent nothing to A; its thread brings the ejection within a few exchanges.
+    second.chat(ChatRequest(model="tiny", messages=user(), endpoint="b", strict_endpoint=True))
+    deadline = time.monotonic() + 5
+    while second.stats()[A].circuit is not CircuitState.OPEN:
+        assert time.monotonic() < deadline, "the ejection never reached the other provider"
+        time.sleep(0.01)
+    first.close()
+    second.close()

@@ -40,7 +40,9 @@ def redis() -> Iterator[RedisServer]:
         yield server
 
 
-def config(replicas: tuple[LlamaServer, LlamaServer], redis: RedisServer) -> dict[str, Any]:
+def config(replicas: tuple[LlamaServer, LlamaServer], redis: RedisServer | None) -> dict[str, Any]:
+    """The two replicas; their state shared through `redis`, or each process's own (None)."""
+    state = {} if redis is None else {"backend": "redis", "url": redis.url, "prefix": "shared"}
     return {
         "endpoints": [
             {
@@ -56,7 +58,7 @@ def config(replicas: tuple[LlamaServer, LlamaServer], redis: RedisServer) -> dic
             "failure_threshold": THRESHOLD,
             "cooldown": COOLDOWN,
             "backoff": 0.05,
-            "state": {"backend": "redis", "url": redis.url, "prefix": "test-shared"},
+            "state": state,
         },
     }
 
@@ -94,9 +96,10 @@ class Fleet:
                 process.kill()
 
 
-def test_a_killed_replica_is_ejected_once_for_all_and_restored_by_one_probe(
-    replicas: tuple[LlamaServer, LlamaServer], redis: RedisServer
-) -> None:
+def kill_and_restart(
+    replicas: tuple[LlamaServer, LlamaServer], redis: RedisServer | None
+) -> tuple[list[dict[str, Any]], float]:
+    """The workers' reports over a run in which A is SIGKILLed and restarted; its downtime."""
     victim = replicas[0]
     fleet = Fleet(config(replicas, redis))
     try:
@@ -109,9 +112,15 @@ def test_a_killed_replica_is_ejected_once_for_all_and_restored_by_one_probe(
         victim.start()  # same port; returns once it answers /health
         dead = time.monotonic() - killed
         time.sleep(6 * COOLDOWN)
-        reports = fleet.finish()
+        return fleet.finish(), dead
     finally:
         fleet.kill()
+
+
+def test_a_killed_replica_is_ejected_once_for_all_and_restored_by_one_probe(
+    replicas: tuple[LlamaServer, LlamaServer], redis: RedisServer
+) -> None:
+    reports, dead = kill_and_restart(replicas, redis)
     reached = sum(report["failures"][A] for report in reports)
     # Each cooldown (drawn within +/-20%) ends in one probe, for all the processes together.
     probes = math.ceil(dead / (0.8 * COOLDOWN)) + 1
@@ -132,6 +141,21 @@ def test_a_killed_replica_is_ejected_once_for_all_and_restored_by_one_probe(
     assert sum(report["restored_elsewhere"] for report in reports) == WORKERS - 1
     assert all(report["circuits"] == {A: "closed", B: "closed"} for report in reports)
     assert all(report["attempts"][A] > report["failures"][A] for report in reports)
+
+
+def test_without_shared_state_each_process_pays_the_threshold_itself(
+    replicas: tuple[LlamaServer, LlamaServer],
+) -> None:
+    # The contrast: the same run, each process on its own state (the default).
+    reports, dead = kill_and_restart(replicas, None)
+    reached = [report["failures"][A] for report in reports]
+    print(
+        f"\nrequests reaching the dead replica, each process alone: {sum(reached)} "
+        f"(per process {reached}); dead {dead:.2f} s"
+    )
+    assert [report["failed"] for report in reports] == [0] * WORKERS, reports
+    assert all(count >= THRESHOLD for count in reached)
+    assert sum(report["restored"] for report in reports) == WORKERS
 
 
 def test_redis_killed_mid_run_fails_no_request(

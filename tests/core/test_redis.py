@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import traceback
 from typing import Any
 
@@ -151,3 +152,18 @@ def test_an_unresolvable_host_is_unavailable_not_a_configuration_error() -> None
     store.check()  # unreachable is not a configuration error: the server may come back
     with pytest.raises(StateUnavailable, match=r"^ConnectionError$"):
         store.exchange(Outbox(ops=(), in_flight=(0,), claims=(), probing=()))
+
+
+def test_a_server_that_never_answers_costs_the_timeout_and_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Connections complete (the kernel's backlog) and then nothing is ever said.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        provider = Provider(shared(f"redis://127.0.0.1:{port}/0", timeout=0.2))
+        [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert f"Redis at 127.0.0.1:{port} (routing.state.url) did not answer" in warning
+        assert "TimeoutError" in warning
+        provider.close()

@@ -3,9 +3,9 @@
 Keys, under the configured prefix `P`, per endpoint `E` (`model@api_base`):
 
 - `P:ep:E`, a hash: `failures` in a row, `open_until` (server milliseconds) while ejected,
-  `rest_until` and `loading` while resting, the latest `error`, the server's `load` and
-  `load_at`. It expires a while after its last write (`_KEEP_MS`), so a config long gone
-  leaves nothing behind.
+  `rest_until` and `loading` while resting, the latest `error`, the server's `load`, when
+  (`load_at`) and by whom (`load_by`) it was read. It expires a while after its last write
+  (`_KEEP_MS`), so a config long gone leaves nothing behind.
 - `P:probe:E`, the process holding the endpoint's probe (`SET NX`): at most one.
 - `P:proc:ID`, a hash of one process's requests in flight per endpoint, rewritten at every
   exchange and expiring after a few intervals without one: a process that crashed stops
@@ -73,7 +73,7 @@ for _, op in ipairs(box.ops) do
     if now + ms > old then redis.call('HSET', k, 'rest_until', now + ms) end
     redis.call('HSET', k, 'loading', op[5] and 1 or 0, 'error', op[4])
   elseif kind == 'load' then
-    redis.call('HSET', k, 'load', math.floor(op[3]), 'load_at', now)
+    redis.call('HSET', k, 'load', math.floor(op[3]), 'load_at', now, 'load_by', me)
   end
   redis.call('PEXPIRE', k, box.keep)
 end
@@ -95,7 +95,8 @@ end
 local out = {}
 for i = 1, #eps do
   local f = redis.call('HMGET', ep(i - 1), 'failures', 'open_until', 'rest_until', 'loading',
-    'error', 'load', 'load_at')
+    'error', 'load', 'load_at', 'load_by')
+  local theirs = f[6] and f[8] ~= me
   out[i] = {
     tonumber(f[1]) or 0,
     f[2] and (tonumber(f[2]) - now) or false,
@@ -104,8 +105,8 @@ for i = 1, #eps do
     f[5] or false,
     redis.call('GET', probe(i - 1)) == me,
     elsewhere[i],
-    f[6] and tonumber(f[6]) or false,
-    f[7] and (now - tonumber(f[7])) or false,
+    theirs and tonumber(f[6]) or false,
+    theirs and (now - tonumber(f[7])) or false,
   }
 end
 return cjson.encode(out)

@@ -8,7 +8,9 @@ app) share each endpoint's standing through a store (`routing.state`, see `_redi
 - its ejection and when it ends, and which one process probes it then (the probe's claim);
 - its rests (429, `Retry-After`, 503 "Loading model");
 - each process's requests in flight there, in a record that expires with the process;
-- the load its server last reported (`load_signals: auto`).
+- the load its server last reported (`load_signals: auto`); a process skips its own read of
+  a server that another read within the interval, so the servers are not asked once per
+  process.
 
 Requests never wait for the store. The `Router` queues what happened (`Op`s); one thread per
 provider (`StateSync`) sends them with the process's own counts (`Outbox`) in one round trip
@@ -84,6 +86,7 @@ class Shared:
     elsewhere: int
     """Requests in flight there from the other processes."""
     load: int | None
+    """The load its server last reported to another process (None: none did)."""
     load_age: float | None
     """Seconds since its server reported `load`."""
 

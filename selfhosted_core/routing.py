@@ -111,6 +111,8 @@ class _Tally:
     load: int | None = None
     load_at: float = -math.inf
     elsewhere: int = 0
+    heard_at: float = -math.inf
+    """When another process's reading of the server's load was taken (local clock)."""
 
 
 class Affinity(NamedTuple):
@@ -329,6 +331,11 @@ class Router:
                 self._pending[:] = [op for op in self._pending if op[:2] != ("load", slot)]
                 self._pending.append(Op("load", slot, load))
 
+    def heard(self, slot: int, *, within: float) -> bool:
+        """Whether another process read `slot`'s server's load less than `within` s ago."""
+        with self._lock:
+            return self._clock() - self._tallies[slot].heard_at < within
+
     def failed(self, slot: int, error: BaseException) -> None:
         """The endpoint failed the attempt; enough failures in a row eject it."""
         with self._lock:
@@ -446,6 +453,7 @@ class Router:
                     read_at = now - found.load_age
                     if read_at > tally.load_at:
                         tally.load, tally.load_at = found.load, read_at
+                        tally.heard_at = read_at
                 if slot in queued:
                     continue
                 circuit = self._circuits[slot]

@@ -24,6 +24,8 @@ from selfhosted_core import (
     RateLimitError,
     ServerError,
 )
+from selfhosted_core._http import RequestHeaders
+from selfhosted_core._load import LoadWatcher
 from selfhosted_core._redis import RedisStore
 from selfhosted_core._sharing import StateSync
 from selfhosted_core.routing import CircuitState, Router
@@ -231,6 +233,35 @@ def test_load_readings_reach_every_process(redis_server: RedisServer, redis_pref
     first.exchange()
     second.exchange()
     assert [entry.server_load for entry in second.router.stats()] == [7, None]
+    # Heard from another process: the second need not read A's server this interval.
+    assert second.router.heard(A, within=0.5)
+    first.exchange()
+    assert not first.router.heard(A, within=0.5)  # its own reading is not news to it
+
+
+def test_a_server_another_process_just_read_is_not_read_again(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    config = shared_config(redis_server.url, redis_prefix, load_signals="auto", load_interval=5)
+    first, second = nodes(config, 2)
+    reads: list[str | None] = []
+
+    def metrics(request: httpx2.Request) -> httpx2.Response:
+        reads.append(request.url.host)
+        return httpx2.Response(200, content=b"llamacpp:requests_processing 2\n")
+
+    headers = [RequestHeaders.of(endpoint) for endpoint in config.endpoints]
+    watchers = [
+        LoadWatcher(config, node.router, headers, transport=httpx2.MockTransport(metrics))
+        for node in (first, second)
+    ]
+    watchers[0].turn(A)
+    first.exchange()
+    second.exchange()
+    watchers[1].turn(A)  # heard within the interval: skipped
+    watchers[1].turn(B)  # nobody read B: read
+    assert reads == ["a.test", "b.test"]
+    assert second.router.stats()[A].server_load == 2
 
 
 def test_a_new_process_learns_an_ejection_at_its_first_exchange(config: Config) -> None:

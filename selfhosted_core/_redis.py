@@ -225,5 +225,16 @@ class RedisStore:
         ]
 
     def close(self) -> None:
-        """Close the connections (a later exchange opens one again)."""
+        """Leave: this process's requests in flight stop counting now; close the connections.
+
+        A later exchange joins again (and opens a connection).
+        """
+        me = self.process
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.delete(f"{self._prefix}:proc:{me}")
+            pipe.zrem(f"{self._prefix}:procs", me)
+            pipe.execute()
+        except self._errors:
+            pass  # out of reach: the record expires on its own
         self._client.close()

@@ -107,7 +107,7 @@ class StateStore(Protocol):
         ...
 
     def close(self) -> None:
-        """Let go of the connections."""
+        """Leave (this process's counts stop counting) and let go of the connections."""
         ...
 
 
@@ -164,13 +164,15 @@ class StateSync:
             self._thread.start()
 
     def stop(self, *, wait: bool = True) -> None:
-        """Stop the thread; with `wait`, until it has ended."""
+        """Stop the thread; with `wait`, until it has ended, and leave the store."""
         with self._lock:
             self._stopped.set()
             self._wake.set()
             thread, self._thread = self._thread, None
-        if wait and thread is not None:
-            thread.join()
+        if wait:
+            if thread is not None:
+                thread.join()
+            self._store.close()
 
     def exchange(self) -> bool:
         """One exchange with the store; whether it answered. Never raises.

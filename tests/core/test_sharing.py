@@ -346,3 +346,17 @@ def test_providers_share_an_ejection_through_their_sync_threads(
         time.sleep(0.01)
     first.close()
     second.close()
+
+
+def test_a_closed_provider_s_requests_in_flight_stop_counting_at_once(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    config = shared_config(redis_server.url, redis_prefix)
+    first, second = nodes(config, 2)
+    first.router.pick("tiny", CHAT, prefer=A)
+    first.exchange()
+    second.exchange()
+    assert second.router.stats()[A].in_flight_elsewhere == 1
+    first.sync.stop()
+    second.exchange()
+    assert second.router.stats()[A].in_flight_elsewhere == 0

@@ -8,6 +8,7 @@ decides when the processes talk.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ from selfhosted_core import (
 from selfhosted_core._http import RequestHeaders
 from selfhosted_core._load import LoadWatcher
 from selfhosted_core._redis import RedisStore
-from selfhosted_core._sharing import StateSync
+from selfhosted_core._sharing import StateSync, _after_fork
 from selfhosted_core.routing import CircuitState, Router
 from tests.core.harness import FakeServer, Route, chat_reply, user
 from tests.redis_server import RedisServer
@@ -360,3 +361,40 @@ def test_a_closed_provider_s_requests_in_flight_stop_counting_at_once(
     first.sync.stop()
     second.exchange()
     assert second.router.stats()[A].in_flight_elsewhere == 0
+
+
+def test_in_a_forked_child_the_sync_starts_afresh_as_a_process_of_its_own(
+    redis_server: RedisServer, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What os.register_at_fork runs in the child, called directly (forking a multi-threaded
+    # test process is itself unsafe); a new pid is what the child would see.
+    server = FakeServer()
+    server.on("POST", "/v1/chat/completions", chat_reply)
+    provider = Provider(shared_config(redis_server.url, redis_prefix), transport=server.transport)
+    provider.chat(ChatRequest(model="tiny", messages=user()))
+    sync, router = provider._sync, provider._router
+    assert sync is not None
+    assert sync.running
+    store = sync._store
+    assert isinstance(store, RedisStore)
+    parent = store.process
+    # The parent's thread does run on here (nothing was forked): stopped at the end.
+    parent_thread, parent_stop = sync._thread, sync._stopped
+    assert parent_thread is not None
+    parent_lock = router._lock
+    parent_lock.acquire()  # as if the parent's sync thread held it at the fork
+    try:
+        _after_fork()
+        assert sync._thread is None, "no thread of the parent runs in the child"
+        assert router._lock is not parent_lock
+        monkeypatch.setattr(os, "getpid", lambda: -2)
+        assert store.process != parent
+        provider.chat(ChatRequest(model="tiny", messages=user()))
+        assert sync.running
+    finally:
+        parent_lock.release()
+        monkeypatch.undo()
+        provider.close()
+        parent_stop.set()
+        sync._wake.set()
+        parent_thread.join()

@@ -125,6 +125,7 @@ class Circuit:
         self.rest_until = max(self.rest_until, now + seconds)
         if self.state is CircuitState.HALF_OPEN:
             self.state = CircuitState.OPEN
+            self._probe_undecided()
 
     def answered(self) -> None:
         """The server answered (a 4xx about the request itself): alive, but no latency sample."""
@@ -138,6 +139,7 @@ class Circuit:
         self._end()
         if self.state is CircuitState.HALF_OPEN:
             self.state = CircuitState.OPEN
+            self._probe_undecided()
 
     def probed(self, now: float, *, healthy: bool, loading: bool) -> None:
         """An active health check's verdict: restore, rest while loading, or eject."""
@@ -203,6 +205,11 @@ class Circuit:
         """The shared standing is out of reach: this process decides alone until it is back."""
         self.shared = False
         self.may_probe = True
+
+    def _probe_undecided(self) -> None:
+        # A probe that ended with no verdict (a rest, the caller gone) gives its claim back:
+        # shared, the next probe is claimed anew, by whoever asks first after the rest.
+        self.may_probe = not self.shared
 
     def _end(self) -> None:
         self.in_flight = max(0, self.in_flight - 1)

@@ -72,6 +72,8 @@ for _, op in ipairs(box.ops) do
     local old = tonumber(redis.call('HGET', k, 'rest_until')) or 0
     if now + ms > old then redis.call('HSET', k, 'rest_until', now + ms) end
     redis.call('HSET', k, 'loading', op[5] and 1 or 0, 'error', op[4])
+  elseif kind == 'release' then
+    if redis.call('GET', probe(i)) == me then redis.call('DEL', probe(i)) end
   elseif kind == 'load' then
     redis.call('HSET', k, 'load', math.floor(op[3]), 'load_at', now, 'load_by', me)
   end

@@ -40,7 +40,7 @@ __all__ = ["Op", "Outbox", "Shared", "StateStore", "StateSync", "StateUnavailabl
 
 _log = logging.getLogger("selfhosted_core")
 
-OpKind = Literal["fail", "clear", "open", "restore", "rest", "load"]
+OpKind = Literal["fail", "clear", "open", "restore", "rest", "release", "load"]
 
 
 class Op(NamedTuple):
@@ -48,7 +48,8 @@ class Op(NamedTuple):
 
     `fail` (one more consecutive failure), `clear` (an answer: none in a row), `open` (ejected
     for `seconds`, unless already ejected), `restore` (a probe succeeded), `rest` (rest for
-    `seconds`, `loading` or rate limited), `load` (its server reported `seconds` requests).
+    `seconds`, `loading` or rate limited), `release` (a probe ended without a verdict: its
+    claim is given back), `load` (its server reported `seconds` requests).
     """
 
     kind: OpKind

@@ -357,9 +357,13 @@ class Router:
         """The endpoint is alive but asked for `seconds` of rest (loading, rate limiting)."""
         with self._lock:
             text = _describe(error)
-            self._circuits[slot].rested(self._clock(), seconds, text, loading=loading)
+            circuit = self._circuits[slot]
+            probe = circuit.state is CircuitState.HALF_OPEN
+            circuit.rested(self._clock(), seconds, text, loading=loading)
             if self._sharing:
                 self._pending.append(Op("rest", slot, seconds, text, loading))
+                if probe:
+                    self._pending.append(Op("release", slot))
         if self._sharing:
             self._wake()
 
@@ -375,7 +379,11 @@ class Router:
     def abandoned(self, slot: int) -> None:
         """The caller gave up on the attempt; it counts for nothing."""
         with self._lock:
-            self._circuits[slot].abandoned()
+            circuit = self._circuits[slot]
+            probe = circuit.state is CircuitState.HALF_OPEN
+            circuit.abandoned()
+            if self._sharing and probe:
+                self._pending.append(Op("release", slot))
 
     def probed(self, slot: int, *, healthy: bool, loading: bool) -> None:
         """An active health check's verdict on `slot`."""

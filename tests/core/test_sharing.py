@@ -398,3 +398,23 @@ def test_in_a_forked_child_the_sync_starts_afresh_as_a_process_of_its_own(
         parent_stop.set()
         sync._wake.set()
         parent_thread.join()
+
+
+def test_a_probe_answered_with_a_rest_gives_its_claim_back_for_after_the_rest(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    group = nodes(shared_config(redis_server.url, redis_prefix, cooldown=0.05), 2)
+    eject_for_all(group)
+    time.sleep(0.1)
+    for node in group:
+        node.exchange()
+    picks = [node.router.pick("tiny", CHAT, prefer=A).slot for node in group]
+    prober, other = group[picks.index(A)], group[1 - picks.index(A)]
+    loading = ServerError("Loading model", status_code=503, body="", model="tiny")
+    prober.router.rested(A, loading, seconds=0.05, loading=True)
+    prober.exchange()
+    time.sleep(0.1)  # the rest is over: the claim is anyone's, and the first to ask has it
+    other.exchange()
+    prober.exchange()
+    assert other.router.pick("tiny", CHAT, prefer=A).slot == A
+    assert prober.router.pick("tiny", CHAT, prefer=A).slot == B

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 import traceback
 from typing import Any
 
@@ -167,3 +168,11 @@ def test_a_server_that_never_answers_costs_the_timeout_and_a_warning(
         assert f"Redis at 127.0.0.1:{port} (routing.state.url) did not answer" in warning
         assert "TimeoutError" in warning
         provider.close()
+
+
+def test_without_the_redis_package_the_error_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # what `import redis` finds uninstalled
+    with pytest.raises(ConfigurationError, match=r"pip install 'selfhosted-llm\[redis\]'"):
+        Provider(shared("redis://127.0.0.1:6379/0"))

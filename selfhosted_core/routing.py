@@ -382,8 +382,10 @@ class Router:
             circuit = self._circuits[slot]
             probe = circuit.state is CircuitState.HALF_OPEN
             circuit.abandoned()
-            if self._sharing and probe:
-                self._pending.append(Op("release", slot))
+            if not (self._sharing and probe):
+                return
+            self._pending.append(Op("release", slot))
+        self._wake()
 
     def probed(self, slot: int, *, healthy: bool, loading: bool) -> None:
         """An active health check's verdict on `slot`."""

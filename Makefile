@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PACKAGES := selfhosted_cli selfhosted_core integrations/langchain_selfhosted integrations/litellm_selfhosted
 
-.PHONY: demo bench bench-servers test lint typecheck pytest install-matrix format clean uv
+.PHONY: demo bench bench-servers test lint typecheck pytest install-matrix format clean uv redis-server
 
 # uv makes the venvs (seconds with its cache warm, against pip's ~40 s); it is installed from
 # PyPI once per machine into a venv of its own under the project's cache, shared by every
@@ -59,8 +59,23 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy $(PACKAGES) tests notebooks/strip.py benchmarks
 
-pytest: $(BIN)/.installed
+pytest: $(BIN)/.installed redis-server
 	$(BIN)/pytest
+
+# The shared-routing-state tests (issue 21) start a real redis-server, as the integration tests
+# start llama-server: installed here from Debian's package when missing and we are root.
+# Without it those tests fail with the reason; they never skip.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing redis-server (apt-get)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null \
+	      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }; \
+	  else \
+	    echo "redis-server is missing: install it (Debian: apt-get install redis-server)" >&2; \
+	    if [ "$$CI" = true ]; then exit 1; fi; \
+	  fi; \
+	}
 
 # The package as users install it: the wheel and sdist built and checked, each extra alone in a
 # fresh uv venv with its smoke, and the unit tests on Python 3.10 and 3.13 (tests/install/).

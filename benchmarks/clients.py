@@ -274,11 +274,15 @@ class LiteLLMHostedVLLM(_LiteLLM):
     name, prefix = "litellm hosted_vllm/", "hosted_vllm/"
 
 
-def bench_config(base_url: str) -> Any:
-    """The selfhosted-llm config of the canned server: a chat model and an embedding model."""
+def bench_config(base_url: str, *, state: dict[str, Any] | None = None) -> Any:
+    """The selfhosted-llm config of the canned server: a chat model and an embedding model.
+
+    `state` is its `routing.state` (default: this process's own).
+    """
     from selfhosted_core import Config  # noqa: PLC0415
 
     return Config(
+        routing={"state": state or {}},
         endpoints=[
             {"url": base_url, "id": "bench", "capabilities": ["chat"], "api_key": KEY},
             {
@@ -288,7 +292,7 @@ def bench_config(base_url: str) -> Any:
                 "dimension": payloads.EMBEDDING_DIMENSION,
                 "api_key": KEY,
             },
-        ]
+        ],
     )
 
 
@@ -306,10 +310,14 @@ class Core(Client):
         )
 
         super().__init__(base_url)
-        self.provider = Provider(bench_config(base_url))
+        self.provider = Provider(self.config(base_url))
         question = Message(role="user", content=MESSAGES[0]["content"])
         self.request = ChatRequest(model="bench", messages=[question])
         self.embedding = EmbeddingRequest(model="bench-embed", input=payloads.EMBEDDING_INPUTS)
+
+    def config(self, base_url: str) -> Any:
+        """The provider's config."""
+        return bench_config(base_url)
 
     def chat(self) -> str:
         """One chat completion: its text."""
@@ -364,6 +372,26 @@ class CoreTraced(Core):
         super().__init__(base_url)
 
 
+class CoreShared(Core):
+    """Ours with routing state shared through Redis (`routing.state.backend: redis`).
+
+    The worker starts a redis-server of its own on loopback; the provider exchanges its state
+    with it (every `sync_interval`, 0.1 s), as each worker of a proxy would. Nothing fails
+    here, so this is the price of sharing when all is well: the sync thread, and routing on
+    the shared counts.
+    """
+
+    name = "selfhosted_core Provider + Redis state"
+    modes = ("chat", "achat")
+
+    def config(self, base_url: str) -> Any:
+        """The provider's config, its state in a redis-server of this worker's own."""
+        from benchmarks import redis_server  # noqa: PLC0415
+
+        url = redis_server.start()
+        return bench_config(base_url, state={"backend": "redis", "url": url, "prefix": "bench"})
+
+
 class LangChainSelfHosted(_LangChain):
     """Ours: `ChatSelfHosted` and `SelfHostedEmbeddings`."""
 
@@ -403,6 +431,7 @@ CLIENTS: dict[str, type[Client]] = {
         LiteLLMHostedVLLM,
         Core,
         CoreTraced,
+        CoreShared,
         LangChainSelfHosted,
         LiteLLMSelfHosted,
     )

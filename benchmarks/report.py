@@ -109,6 +109,12 @@ def describe(target: Target) -> str:
             limit = f"`{target.baseline}` + {limit}"
         text = f"import: `{target.subject}` {AT_MOST} {limit}"
         return f"{text} ({target.note})" if target.note else text
+    if target.kind in ("added_cpu", "added_wall"):
+        what = "CPU" if target.kind == "added_cpu" else "wall time"
+        return (
+            f"{target.mode}: {target.subject} {what}/request {AT_MOST} "
+            f"{target.baseline}'s + {target.bound:g} µs"
+        )
     if target.kind == "throughput":
         return (
             f"{target.mode}: {target.subject} requests/s {AT_LEAST} "
@@ -121,8 +127,12 @@ def describe(target: Target) -> str:
 
 
 def amount(target: Target, value: float) -> str:
-    """A figure in the target's unit: ms for imports, a ratio otherwise."""
-    return f"{value:,.0f} ms" if target.kind == "import" else f"{value:.2f}{TIMES}"
+    """A figure in the target's unit: ms for imports, µs added, a ratio otherwise."""
+    if target.kind == "import":
+        return f"{value:,.0f} ms"
+    if target.kind in ("added_cpu", "added_wall"):
+        return f"{value:,.0f} µs"
+    return f"{value:.2f}{TIMES}"
 
 
 def verdict(outcome: Outcome) -> str:

@@ -12,7 +12,7 @@ from typing import Literal
 from benchmarks import clients
 from benchmarks.figures import FLOORS, Results
 
-Kind = Literal["cpu", "throughput", "import"]
+Kind = Literal["cpu", "throughput", "import", "added_cpu", "added_wall"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Target:
     `throughput`: the subject's requests per second are at least `bound` times the baseline's.
     `import`: the subject's import takes at most `bound` ms more than the baseline's, or at
     most `bound` ms when there is no baseline.
+    `added_cpu` / `added_wall`: the subject's CPU / wall time per request is at most `bound`
+    µs more than the baseline's.
     """
 
     kind: Kind
@@ -44,6 +46,7 @@ CORE, LC, LITELLM = (
     clients.LiteLLMSelfHosted.name,
 )
 CHAT_OPENAI, HOSTED_VLLM = clients.LangChainOpenAI.name, clients.LiteLLMHostedVLLM.name
+SHARED = clients.CoreShared.name
 
 TARGETS: tuple[Target, ...] = (
     Target("cpu", "chat", CORE, FLOORS["chat"], 1.2),
@@ -72,6 +75,9 @@ TARGETS: tuple[Target, ...] = (
         "against `langchain_core.language_models.chat_models`, which loads `BaseChatModel`: what"
         " every LangChain chat integration imports",
     ),
+    # Issue 21: what sharing routing state through Redis on loopback adds per request.
+    Target("added_cpu", "chat", SHARED, CORE, 150),
+    Target("added_wall", "chat", SHARED, CORE, 1000),
 )
 
 
@@ -115,6 +121,10 @@ def outcome(target: Target, results: Results) -> Outcome | None:
     theirs = results.find(target.baseline, target.mode)
     if mine is None or theirs is None:
         return None
+    if target.kind == "added_cpu":
+        return Outcome(target, (mine.cpu_median - theirs.cpu_median) * 1e6, target.bound)
+    if target.kind == "added_wall":
+        return Outcome(target, (mine.wall_median - theirs.wall_median) * 1e6, target.bound)
     if target.kind == "throughput":
         ratio = mine.requests_per_second / theirs.requests_per_second
     else:

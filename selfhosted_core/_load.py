@@ -235,11 +235,21 @@ class LoadWatcher:
         self._sources[slot] = None if found is None else found[1]
         self._router.observed(slot, None if found is None else found[0].total)
 
+    def turn(self, slot: int) -> None:
+        """Read `slot`'s server, unless another process sharing routing state just did.
+
+        Its reading reached the router (`routing.state`), so one read per interval serves
+        every process.
+        """
+        interval = self._router.policy(self._config.endpoints[slot].id).load_interval
+        if not self._router.heard(slot, within=interval):
+            self.read(slot)
+
     def _watch(self, slot: int, stopped: threading.Event) -> None:
         interval = self._router.policy(self._config.endpoints[slot].id).load_interval
         while not stopped.is_set():
             started = self._clock()
-            self.read(slot)
+            self.turn(slot)
             stopped.wait(max(0.0, interval - (self._clock() - started)))
 
     def _read(

@@ -43,7 +43,9 @@ __all__ = [
     "ModelEndpoint",
     "ModelRouting",
     "RoutingPolicy",
+    "RoutingState",
     "RoutingStrategy",
+    "StateBackend",
 ]
 
 DEFAULT_TIMEOUT = 600.0
@@ -381,6 +383,107 @@ def _check_load_factor(value: float) -> float:
     return value
 
 
+class StateBackend(str, Enum):
+    """Where routing state lives (see `RoutingState.backend`)."""
+
+    LOCAL = "local"
+    REDIS = "redis"
+
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+class RoutingState(Validated):
+    """Where circuit breakers, rests, in-flight counts and load readings live.
+
+    Attributes:
+        backend: `local` (the default): in this process's memory, as every provider always
+            kept them. `redis`: shared through a Redis (or Valkey) server by every process
+            with this setting and `prefix`, e.g. the workers of one LiteLLM proxy or the pods
+            of one app: a replica one process ejects is ejected for all, exactly one process
+            probes it when its cooldown is over, rests (429, `Retry-After`, loading) reach
+            every process, and each process balances on everyone's requests in flight. Needs
+            the `redis` client package (`pip install 'selfhosted-llm[redis]'`).
+        url: The server, `redis://[user:password@]host:port/db` (`rediss://` for TLS,
+            `unix:///path.sock`); a secret, since it may carry a password: never shown in
+            reprs, logs, errors or dumps.
+        prefix: The start of every key written, so several configs share one server apart.
+        sync_interval: Seconds between two exchanges of this process's state with Redis; an
+            ejection, a restore or a rest is sent at once, without waiting for it. Requests
+            never wait for Redis: they read what the last exchange brought.
+        timeout: Seconds a connection to Redis, or a command, may take.
+        fail_closed: While Redis does not answer, refuse requests (an
+            `EndpointConnectionError`) instead of routing on this process's own state (the
+            default, logged once). Either way the state is exchanged again when it answers.
+
+    Example:
+        >>> RoutingState(backend="redis", url="redis://:pw@127.0.0.1:6379/0")
+        RoutingState(backend=<StateBackend.REDIS: 'redis'>, url=SecretStr('**********'), \
+prefix='selfhosted', sync_interval=0.1, timeout=0.5, fail_closed=False)
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backend: StateBackend = StateBackend.LOCAL
+    url: SecretStr | None = None
+    prefix: str = "selfhosted"
+    sync_interval: float = 0.1
+    timeout: float = 0.5
+    fail_closed: bool = False
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _check_url(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(text, str):
+            return value
+        text = text.strip()
+        # The message names the scheme at most: the rest may hold a password.
+        scheme = urlsplit(text).scheme
+        if scheme not in _REDIS_SCHEMES:
+            raise ValueError(
+                f"must be a redis://, rediss:// or unix:// URL, got scheme {scheme or 'none'!r}"
+            )
+        try:
+            parts = urlsplit(text)
+            port = parts.port
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        if scheme != "unix" and not parts.hostname:
+            raise ValueError("must name a host")
+        if scheme == "unix" and not parts.path:
+            raise ValueError("must name a socket path")
+        del port
+        return text or None
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not value.strip() or any(c.isspace() for c in value):
+            raise ValueError("must be a non-empty key prefix without spaces")
+        return value
+
+    @field_validator("sync_interval", "timeout")
+    @classmethod
+    def _check_seconds(cls, value: float) -> float:
+        if not (0.01 <= value <= 60 and math.isfinite(value)):
+            raise ValueError("must be a number of seconds from 0.01 to 60")
+        return value
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> RoutingState:
+        if self.backend is StateBackend.REDIS and self.url is None:
+            raise Problems([(("url",), "required with backend: redis")])
+        if self.backend is StateBackend.LOCAL and self.url is not None:
+            raise Problems([(("url",), "only allowed with backend: redis")])
+        return self
+
+    @property
+    def shared(self) -> bool:
+        """Whether the state is shared with other processes."""
+        return self.backend is not StateBackend.LOCAL
+
+
 class RoutingPolicy(Validated):
     """How a `Provider` spreads, resends and ejects requests across a model's replicas.
 
@@ -429,6 +532,8 @@ class RoutingPolicy(Validated):
             5xx, a read timeout, a connection lost after the answer began. Off by default:
             each such resend may generate, and bill, the answer twice. A stream that has
             yielded output is never resent.
+        state: Where the breakers, rests, in-flight counts and load readings live: this
+            process (the default) or a Redis shared by many (see `RoutingState`).
 
     Example:
         >>> Config(endpoints=[{"url": "http://gpu-1:8080", "id": "qwen3"}],
@@ -449,6 +554,7 @@ class RoutingPolicy(Validated):
     cooldown: float = 5.0
     backoff: float = 0.25
     resend_unsafe: bool = False
+    state: RoutingState = RoutingState()
 
     @field_validator("max_attempts", "failure_threshold", mode="before")
     @classmethod

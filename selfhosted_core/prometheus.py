@@ -44,6 +44,12 @@ _METRICS: tuple[tuple[str, str, str, str], ...] = (
     ("errors_total", "counter", "Attempts that ended in an error.", "errors"),
     ("in_flight", "gauge", "Requests being served now.", "in_flight"),
     (
+        "in_flight_elsewhere",
+        "gauge",
+        "Requests in flight there from the other processes sharing routing state.",
+        "in_flight_elsewhere",
+    ),
+    (
         "consecutive_failures",
         "gauge",
         "Failures since the endpoint's last success.",

@@ -18,6 +18,7 @@ from selfhosted_core._calls import CallPlan
 from selfhosted_core._failover import Call
 from selfhosted_core._load import LoadWatcher
 from selfhosted_core._pools import AsyncPools, SyncPools
+from selfhosted_core._redis import RedisStore, describe
 from selfhosted_core._request import (
     chat_payload,
     chat_warnings,
@@ -26,6 +27,7 @@ from selfhosted_core._request import (
     validate_chat,
     validate_routing,
 )
+from selfhosted_core._sharing import StateSync
 from selfhosted_core.config import Capability, Config, RoutingStrategy
 from selfhosted_core.errors import CapabilityError, NotSupportedError
 from selfhosted_core.profiles import ServerKind, profile_for
@@ -103,6 +105,9 @@ class Provider:
             # A provider dropped without `close()` (a model object, a notebook cell) must not
             # leave its threads polling the servers.
             weakref.finalize(self, self._watcher.stop, wait=False)
+        self._sync = self._sharing()
+        if self._sync is not None:
+            weakref.finalize(self, self._sync.stop, wait=False)
 
     def __repr__(self) -> str:
         return f"Provider(provider_id={self.provider_id!r}, models={self.config.model_ids!r})"
@@ -269,6 +274,8 @@ class Provider:
         """
         if self._watcher is not None:
             self._watcher.stop()
+        if self._sync is not None:
+            self._sync.stop()
         self._pools.close()
 
     async def aclose(self) -> None:
@@ -277,6 +284,8 @@ class Provider:
         if self._watcher is not None:
             # Not waited for: a read in flight would block the event loop until it ends.
             self._watcher.stop(wait=False)
+        if self._sync is not None:
+            self._sync.stop(wait=False)
         self._pools.close()
 
     def __enter__(self) -> Provider:
@@ -301,6 +310,33 @@ class Provider:
     ) -> None:
         await self.aclose()
 
+    def _sharing(self) -> StateSync | None:
+        """The thread sharing routing state (`routing.state`), after a first exchange.
+
+        The first exchange, here, brings what the other processes know (a replica they
+        ejected); when it fails, a warning names the setting and the provider routes on its
+        own state (or, `fail_closed`, refuses) until the store answers.
+
+        Raises:
+            ConfigurationError: The store refused the URL's credentials, or the `redis`
+                package is missing.
+        """
+        state = self.config.routing.state
+        if not state.shared:
+            return None
+        endpoints = [f"{e.id}@{e.api_base}" for e in self.config.endpoints]
+        store = RedisStore(state, endpoints)
+        store.check()
+        sync = StateSync(
+            self._router,
+            store,
+            interval=state.sync_interval,
+            fail_closed=state.fail_closed,
+            where=f"{describe(state)} (routing.state.url)",
+        )
+        sync.exchange()
+        return sync
+
     def _call(
         self,
         model: str,
@@ -317,6 +353,8 @@ class Provider:
             # Started by the first request (again after `close()`), not by the constructor:
             # a provider that is configured and never used runs no thread.
             self._watcher.start()
+        if self._sync is not None and not self._sync.running:
+            self._sync.start()
         if intent is None:
             return Call(self._router, self.config.routing, replicas, model=model, needs=needs)
         validate_routing(intent)
@@ -416,6 +454,9 @@ class Provider:
 
     def _health_call(self, slot: int, timeout: float) -> Call:
         """A check of exactly this slot, whatever its state, whose outcome is only its verdict."""
+        if self._sync is not None and not self._sync.running:
+            # Its verdict is shared too (and queued until the thread sends it).
+            self._sync.start()
         endpoint = self.config.endpoints[slot]
         return Call(
             self._router,

@@ -15,6 +15,11 @@ A replica's load is its requests in flight, or the count its server last reporte
 (`observed`, from `_load`) when that is fresh and larger: the server's count includes what
 other processes sent. Outcomes feed each replica's breaker (see `_circuit`), and `stats()`
 shows an operator what each endpoint has done.
+
+With `routing.state.backend: redis` the processes sharing the config share that standing
+(`_sharing`): the router queues what happened for the sync thread, takes in what the others
+found (`shared`), and counts their requests in flight in a replica's load. Requests never
+wait for it.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from selfhosted_core._affinity import Rendezvous
 from selfhosted_core._circuit import Circuit, CircuitState
+from selfhosted_core._sharing import Op, Outbox, Shared
 from selfhosted_core.config import Capability, Config, LoadSignals, ModelEndpoint, RoutingPolicy
 from selfhosted_core.errors import (
     CapabilityError,
@@ -69,6 +75,8 @@ class EndpointStats:
             (`usage.prompt_tokens_details.cached_tokens`); their share is its cache hit rate.
         server_load: Requests running and waiting, as its server last reported them (with
             `load_signals: auto`); None while no fresh report is at hand.
+        in_flight_elsewhere: Requests in flight there from the other processes sharing
+            routing state (`routing.state`), as of the last exchange; 0 when unshared.
     """
 
     model: str
@@ -89,6 +97,7 @@ class EndpointStats:
     prompt_tokens: int = 0
     cached_prompt_tokens: int = 0
     server_load: int | None = None
+    in_flight_elsewhere: int = 0
 
 
 @dataclass(slots=True)
@@ -101,6 +110,9 @@ class _Tally:
     cached_prompt_tokens: int = 0
     load: int | None = None
     load_at: float = -math.inf
+    elsewhere: int = 0
+    heard_at: float = -math.inf
+    """When another process's reading of the server's load was taken (local clock)."""
 
 
 class Affinity(NamedTuple):
@@ -171,7 +183,14 @@ class Router:
         }
         # How long a server's report of its load counts, per slot (None: it is never read).
         self._fresh: list[float | None] = [None] * len(config.endpoints)
-        self._watching = dict.fromkeys(self._pools, False)
+        state = config.routing.state
+        self._sharing = state.shared
+        # Shared, a replica's load counts the other processes' requests (see `_load`).
+        self._watching = dict.fromkeys(self._pools, self._sharing)
+        self._pending: list[Op] = []
+        self._wake: Callable[[], None] = _nothing
+        self._resync = False
+        self._refusing = False
         for model, pool in self._pools.items():
             policy = self._policies[model]
             if policy.load_signals is LoadSignals.AUTO:
@@ -218,6 +237,12 @@ class Router:
         """
         self.check(model, needs)
         waits = not_before or {}
+        if self._refusing:
+            raise EndpointConnectionError(
+                f"routing state for {model!r} is unavailable and routing.state.fail_closed "
+                "is set: refusing to route on this process's own state",
+                model=model,
+            )
         with self._lock:
             now = self._clock()
             if prefer is not None:
@@ -280,7 +305,13 @@ class Router:
     def succeeded(self, slot: int, *, latency: float) -> None:
         """The attempt on `slot` got its answer after `latency` seconds."""
         with self._lock:
-            self._circuits[slot].succeeded(latency)
+            circuit = self._circuits[slot]
+            if not self._sharing:
+                circuit.succeeded(latency)
+                return
+            before = circuit.state, circuit.consecutive_failures
+            circuit.succeeded(latency)
+            self._share_restore(slot, *before)
 
     def reported(self, slot: int, *, prompt_tokens: int, cached_prompt_tokens: int) -> None:
         """The answer from `slot` counted these prompt tokens, these from its prompt cache."""
@@ -295,35 +326,193 @@ class Router:
             tally = self._tallies[slot]
             tally.load = load
             tally.load_at = self._clock()
+            if self._sharing and load is not None:
+                # Rides the next exchange; a reading is no reason to wake the thread.
+                self._pending[:] = [op for op in self._pending if op[:2] != ("load", slot)]
+                self._pending.append(Op("load", slot, load))
+
+    def heard(self, slot: int, *, within: float) -> bool:
+        """Whether another process read `slot`'s server's load less than `within` s ago."""
+        with self._lock:
+            return self._clock() - self._tallies[slot].heard_at < within
 
     def failed(self, slot: int, error: BaseException) -> None:
         """The endpoint failed the attempt; enough failures in a row eject it."""
         with self._lock:
-            self._circuits[slot].failed(self._clock(), _describe(error))
+            circuit = self._circuits[slot]
+            now = self._clock()
+            text = _describe(error)
+            if not self._sharing:
+                circuit.failed(now, text)
+                return
+            was_open = circuit.state is CircuitState.OPEN
+            circuit.failed(now, text)
+            self._pending.append(Op("fail", slot, error=text))
+            if circuit.state is CircuitState.OPEN and not was_open:
+                self._pending.append(Op("open", slot, circuit.rest_until - now, text))
+        if self._sharing:
+            self._wake()
 
     def rested(self, slot: int, error: BaseException, *, seconds: float, loading: bool) -> None:
         """The endpoint is alive but asked for `seconds` of rest (loading, rate limiting)."""
         with self._lock:
-            self._circuits[slot].rested(self._clock(), seconds, _describe(error), loading=loading)
+            text = _describe(error)
+            circuit = self._circuits[slot]
+            probe = circuit.state is CircuitState.HALF_OPEN
+            circuit.rested(self._clock(), seconds, text, loading=loading)
+            if self._sharing:
+                self._pending.append(Op("rest", slot, seconds, text, loading))
+                if probe:
+                    self._pending.append(Op("release", slot))
+        if self._sharing:
+            self._wake()
 
     def answered(self, slot: int) -> None:
         """The endpoint answered with an error about the request itself (a 4xx)."""
         with self._lock:
-            self._circuits[slot].answered()
+            circuit = self._circuits[slot]
+            before = circuit.state, circuit.consecutive_failures
+            circuit.answered()
+            if self._sharing:
+                self._share_restore(slot, *before)
 
     def abandoned(self, slot: int) -> None:
         """The caller gave up on the attempt; it counts for nothing."""
         with self._lock:
-            self._circuits[slot].abandoned()
+            circuit = self._circuits[slot]
+            probe = circuit.state is CircuitState.HALF_OPEN
+            circuit.abandoned()
+            if not (self._sharing and probe):
+                return
+            self._pending.append(Op("release", slot))
+        self._wake()
 
     def probed(self, slot: int, *, healthy: bool, loading: bool) -> None:
         """An active health check's verdict on `slot`."""
         with self._lock:
-            self._circuits[slot].probed(self._clock(), healthy=healthy, loading=loading)
+            circuit = self._circuits[slot]
+            now = self._clock()
+            before = circuit.state, circuit.consecutive_failures
+            circuit.probed(now, healthy=healthy, loading=loading)
+            if not self._sharing:
+                return
+            if healthy:
+                self._share_restore(slot, *before)
+            elif loading:
+                self._pending.append(Op("rest", slot, circuit.rest_until - now, loading=True))
+            elif before[0] is not CircuitState.OPEN:
+                self._pending.append(Op("open", slot, circuit.rest_until - now))
+        if self._sharing:
+            self._wake()
 
     def forked(self) -> None:
         """In a child process after `fork`: the lock may have been held by a parent's thread."""
         self._lock = threading.Lock()
+
+    def on_pending(self, wake: Callable[[], None]) -> None:
+        """Call `wake` when something happened the others must know (it must not block)."""
+        self._wake = wake
+
+    def outbox(self) -> Outbox:
+        """What to send in the next exchange: the ops since the last, and the own counts.
+
+        After the shared state was out of reach, the ejections and rests this process
+        decided alone come first, so the others learn them.
+        """
+        with self._lock:
+            now = self._clock()
+            circuits = self._circuits
+            ops, self._pending = self._pending, []
+            if self._resync:
+                self._resync = False
+                ops = [*self._standing(now), *ops]
+            return Outbox(
+                ops=tuple(ops),
+                in_flight=tuple(circuit.in_flight for circuit in circuits),
+                claims=tuple(
+                    slot
+                    for slot, circuit in enumerate(circuits)
+                    if circuit.state is CircuitState.OPEN
+                    and not circuit.may_probe
+                    and now >= circuit.rest_until
+                ),
+                probing=tuple(
+                    slot
+                    for slot, circuit in enumerate(circuits)
+                    if circuit.state is CircuitState.HALF_OPEN and circuit.probing
+                ),
+            )
+
+    def shared(self, standing: Sequence[Shared]) -> None:
+        """Take in what the processes sharing the state found, one entry per slot.
+
+        A slot with ops queued since the exchange began waits for the next one, which sends
+        them first. When the failures counted together reach the threshold, the circuit
+        opens here, and that ejection is shared next.
+        """
+        opened = False
+        with self._lock:
+            self._refusing = False
+            now = self._clock()
+            queued = {op.slot for op in self._pending if op.kind != "load"}
+            for slot, found in enumerate(standing):
+                tally = self._tallies[slot]
+                tally.elsewhere = found.elsewhere
+                fresh = self._fresh[slot]
+                if found.load is not None and found.load_age is not None and fresh is not None:
+                    read_at = now - found.load_age
+                    if read_at > tally.load_at:
+                        tally.load, tally.load_at = found.load, read_at
+                        tally.heard_at = read_at
+                if slot in queued:
+                    continue
+                circuit = self._circuits[slot]
+                if circuit.learned(
+                    now,
+                    failures=found.failures,
+                    ejected_for=found.ejected_for,
+                    rest_for=found.rest_for,
+                    loading=found.loading,
+                    error=found.error,
+                    may_probe=found.probe,
+                ):
+                    opened = True
+                    self._pending.append(
+                        Op("open", slot, circuit.rest_until - now, circuit.last_error or "")
+                    )
+        if opened:
+            self._wake()
+
+    def unshared(self, *, refuse: bool) -> None:
+        """The shared state is out of reach: route on this process's own (or, `refuse`, not)."""
+        with self._lock:
+            self._refusing = refuse
+            self._pending.clear()
+            self._resync = True
+            for slot, circuit in enumerate(self._circuits):
+                circuit.unshared()
+                self._tallies[slot].elsewhere = 0
+
+    def _standing(self, now: float) -> list[Op]:
+        """This process's ejections and rests as ops (re-shared after an outage)."""
+        ops = []
+        for slot, circuit in enumerate(self._circuits):
+            error = circuit.last_error or ""
+            if circuit.state is not CircuitState.CLOSED:
+                ops.append(Op("open", slot, max(0.0, circuit.rest_until - now), error))
+            elif circuit.rest_until > now:
+                ops.append(Op("rest", slot, circuit.rest_until - now, error, circuit.loading))
+        return ops
+
+    def _share_restore(self, slot: int, state: CircuitState, failures: int) -> None:
+        """After an answer: share the restore (or the end of the failures in a row)."""
+        if state is not CircuitState.CLOSED:
+            self._pending.append(Op("restore", slot))
+        elif failures:
+            self._pending.append(Op("clear", slot))
+        else:
+            return
+        self._wake()
 
     def stats(self) -> list[EndpointStats]:
         """A snapshot of every endpoint, in configuration order."""
@@ -431,7 +620,7 @@ class Router:
 
     def _load(self, slot: int, now: float) -> int:
         """Requests in flight on `slot`, or its server's fresh report when that is larger."""
-        local = self._circuits[slot].in_flight
+        local = self._circuits[slot].in_flight + self._tallies[slot].elsewhere
         reported = self._signal(slot, now)
         return local if reported is None else max(local, reported)
 
@@ -472,6 +661,10 @@ def affinity_name(value: object) -> str | None:
     return None
 
 
+def _nothing() -> None:
+    """No sync thread to wake (the state is this process's own)."""
+
+
 def _describe(error: BaseException) -> str:
     message = error.message if isinstance(error, SelfHostedError) else str(error)
     return f"{type(error).__name__}: {message}"
@@ -508,4 +701,5 @@ def _snapshot(
         prompt_tokens=tally.prompt_tokens,
         cached_prompt_tokens=tally.cached_prompt_tokens,
         server_load=load,
+        in_flight_elsewhere=tally.elsewhere,
     )

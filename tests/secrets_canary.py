@@ -29,7 +29,10 @@ HEADER_NAME = "X-Tenant-Token"
 HEADER = "hdr-canary-5c1e"
 """The value of the endpoint's secret header."""
 
-CANARIES = (KEY, HEADER)
+REDIS_PASSWORD = "redis-canary-2e9b"
+"""The password in `routing.state.url`."""
+
+CANARIES = (KEY, HEADER, REDIS_PASSWORD)
 
 """Why a test of an echoed secret fails until `CallPlan` hands the endpoint's secrets on."""
 

@@ -29,7 +29,7 @@ def test_defaults_measure_everything() -> None:
     assert (options.reps, options.seconds, options.import_reps) == (7, 0.25, 5)
     assert options.modes == MODES
     assert options.imports == MODULES
-    assert len(options.clients) == 10
+    assert len(options.clients) == 11
 
 
 def test_quick_and_restricted() -> None:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from benchmarks.targets import TARGETS, Outcome, Target, check, outcome
-from tests.benchmarks.sample import AIOHTTP, CHAT_OPENAI, CORE, HTTPX2, LC, results
+from benchmarks.targets import SHARED, TARGETS, Outcome, Target, check, outcome
+from tests.benchmarks.sample import AIOHTTP, CHAT_OPENAI, CORE, HTTPX2, LC, measurement, results
 
 
 def test_cpu_target_met_with_margin() -> None:
@@ -95,4 +97,20 @@ def test_the_issue_targets_against_a_run() -> None:
         ("import", "selfhosted_core", None): False,
         ("import", "langchain_selfhosted", "langchain_core"): False,
         ("import", "langchain_selfhosted", "langchain_core.language_models.chat_models"): True,
+        ("chat", SHARED, CORE): None,
     }
+
+
+def test_added_cost_targets_are_microseconds_over_the_baseline() -> None:
+    shared = measurement(SHARED, "ours", "chat", (300e-6, 310e-6), (0.9e-3, 1.1e-3))
+    run = dataclasses.replace(results(), measurements=(*results().measurements, shared))
+    cpu = outcome(Target("added_cpu", "chat", SHARED, CORE, 150), run)
+    wall = outcome(Target("added_wall", "chat", SHARED, CORE, 100), run)
+    core = run.find(CORE, "chat")
+    assert core is not None
+    assert cpu is not None
+    assert wall is not None
+    assert cpu.observed == pytest.approx((305e-6 - core.cpu_median) * 1e6)
+    assert cpu.met == (cpu.observed <= 150)
+    assert wall.observed == pytest.approx((1.0e-3 - core.wall_median) * 1e6)
+    assert wall.met == (wall.observed <= 100)

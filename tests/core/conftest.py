@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from selfhosted_core import Config, Provider
 from tests.core.harness import ENDPOINTS, FakeServer
 from tests.driver import Driver
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -22,3 +24,15 @@ async def driver(request: pytest.FixtureRequest, server: FakeServer) -> AsyncIte
     provider = Provider(Config(endpoints=ENDPOINTS), transport=transport, async_transport=transport)
     async with provider:
         yield Driver(request.param, provider)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the session; each test keeps to a key prefix of its own."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_prefix(request: pytest.FixtureRequest) -> str:
+    return f"test-{request.node.name}-{uuid.uuid4().hex[:8]}"

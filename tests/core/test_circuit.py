@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from selfhosted_core import (
@@ -11,6 +13,7 @@ from selfhosted_core import (
     RateLimitError,
     ServerError,
 )
+from selfhosted_core._sharing import Shared
 from selfhosted_core.routing import CircuitState, Router
 
 CHAT = frozenset({Capability.CHAT})
@@ -173,3 +176,115 @@ def test_active_probes_restore_eject_and_rest() -> None:
     assert router.stats()[1].circuit is CircuitState.OPEN
     router.probed(0, healthy=False, loading=True)
     assert (router.stats()[0].loading, router.stats()[0].circuit) == (True, CircuitState.CLOSED)
+
+
+# --- a standing shared with other processes (`routing.state`), taken in by hand --------------
+
+
+def shared_router(clock: Clock, **routing: float) -> Router:
+    config = Config(
+        endpoints=[
+            {"url": f"http://gpu-{n}.test:8080", "id": "tiny", "label": f"gpu-{n}"} for n in (1, 2)
+        ],
+        routing={
+            "failure_threshold": 3,
+            "cooldown": 10.0,
+            **routing,
+            "state": {"backend": "redis", "url": "redis://cache.test:6379/0"},
+        },
+    )
+    return Router(config, clock=clock)
+
+
+def standing(**fields: object) -> Shared:
+    values: dict[str, Any] = {
+        "failures": 0,
+        "ejected_for": None,
+        "rest_for": 0.0,
+        "loading": False,
+        "error": None,
+        "probe": False,
+        "elsewhere": 0,
+        "load": None,
+        "load_age": None,
+    }
+    values.update(fields)
+    return Shared(**values)
+
+
+def test_failures_counted_elsewhere_reaching_the_threshold_eject_here_and_are_shared() -> None:
+    router = shared_router(Clock())
+    router.shared([standing(failures=3, error="EndpointConnectionError: refused"), standing()])
+    stats = router.stats()[0]
+    assert (stats.circuit, stats.consecutive_failures) == (CircuitState.OPEN, 3)
+    [op] = router.outbox().ops
+    assert (op.kind, op.slot, op.error) == ("open", 0, "EndpointConnectionError: refused")
+    assert 8.0 <= op.seconds <= 12.0  # the cooldown, drawn within +/-20%
+
+
+def test_a_shared_ejection_over_is_probed_only_by_the_claim_holder() -> None:
+    clock = Clock()
+    holder, other = shared_router(clock), shared_router(clock)
+    holder.shared([standing(failures=3, ejected_for=0.0, probe=True), standing()])
+    other.shared([standing(failures=3, ejected_for=0.0, probe=False), standing()])
+    assert holder.pick("tiny", CHAT, prefer=0).slot == 0
+    assert holder.stats()[0].circuit is CircuitState.HALF_OPEN
+    assert other.pick("tiny", CHAT, prefer=0).slot == 1
+    # The other asks for the claim at its next exchange; the holder keeps its claim alive.
+    assert other.outbox().claims == (0,)
+    assert holder.outbox().probing == (0,)
+
+
+def test_a_probe_out_is_left_to_its_verdict_whatever_the_others_say() -> None:
+    router = shared_router(Clock())
+    router.shared([standing(failures=3, ejected_for=0.0, probe=True), standing()])
+    router.pick("tiny", CHAT, prefer=0)
+    router.shared([standing(failures=0), standing()])
+    assert router.stats()[0].circuit is CircuitState.HALF_OPEN
+    router.succeeded(0, latency=0.1)
+    assert [op.kind for op in router.outbox().ops] == ["restore"]
+
+
+def test_a_shared_ejection_gone_restores_the_endpoint_here() -> None:
+    router = shared_router(Clock())
+    router.shared([standing(failures=3, ejected_for=5.0), standing()])
+    assert router.stats()[0].circuit is CircuitState.OPEN
+    router.shared([standing(), standing()])
+    stats = router.stats()[0]
+    assert (stats.circuit, stats.consecutive_failures, stats.resting_for) == (
+        CircuitState.CLOSED,
+        0,
+        None,
+    )
+
+
+def test_a_slot_with_ops_queued_waits_for_the_exchange_that_sends_them() -> None:
+    router = shared_router(Clock())
+    router.outbox()
+    fail(router, 0, times=3)  # ejected here while an exchange was under way
+    router.shared([standing(), standing()])  # that exchange's answer knows nothing of it
+    assert router.stats()[0].circuit is CircuitState.OPEN
+    assert [op.kind for op in router.outbox().ops] == ["fail", "fail", "fail", "open"]
+
+
+def test_after_an_outage_the_ejections_decided_alone_are_shared_first() -> None:
+    clock = Clock()
+    router = shared_router(clock)
+    router.unshared(refuse=False)
+    fail(router, 0, times=3)
+    clock.now += 4.0
+    ops = router.outbox().ops
+    assert [(op.kind, op.slot) for op in ops[:1]] == [("open", 0)]
+    assert 4.0 <= ops[0].seconds <= 8.0  # what is left of its cooldown
+
+
+def test_a_shared_rest_keeps_requests_away_for_its_time() -> None:
+    clock = Clock()
+    router = shared_router(clock)
+    router.shared([standing(rest_for=3.0, loading=True), standing()])
+    stats = router.stats()[0]
+    assert (stats.circuit, stats.loading, stats.resting_for) == (CircuitState.CLOSED, True, 3.0)
+    assert router.pick("tiny", CHAT).slot == 1
+    clock.now += 3.0
+    router.shared([standing(), standing()])
+    assert router.stats()[0].resting_for is None

@@ -126,6 +126,7 @@ EXTRAS = (
         ),
     ),
     Extra("otel", (*_CORE, "opentelemetry.trace", "opentelemetry.metrics")),
+    Extra("redis", (*_CORE, "redis", "selfhosted_core._redis")),
 )
 """Every extra a user installs on its own; `all`, `dev` and `bench` are for this checkout."""
 

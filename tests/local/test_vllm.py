@@ -45,7 +45,7 @@ def test_without_install_a_missing_environment_is_an_error(
     with pytest.raises(VllmInstallError, match="vLLM is not installed yet"):
         find_vllm(root=tmp_path, install=False)
     monkeypatch.setenv(VLLM_PYTHON_ENV_VAR, str(tmp_path / "nothing"))
-    with pytest.raises(VllmInstallError, match="SELFHOSTED_VLLM_PYTHON=.* is not a file"):
+    with pytest.raises(VllmInstallError, match=r"SELFHOSTED_VLLM_PYTHON=.* is not a file"):
         find_vllm(root=tmp_path, install=False)
 
 

@@ -276,8 +276,9 @@ class Assembler:
         if self._first is None:
             self._first = wire
         if self._fingerprint is None:
-            # vLLM (0.32) sends `system_fingerprint` only on a stream's finish and usage
-            # chunks (vllm/entrypoints/openai/chat_completion/serving.py), not the first.
+            # vLLM (0.32) sends `system_fingerprint` only on a stream's last chunk: the usage
+            # chunk with `include_usage`, else the finish chunk
+            # (vllm/entrypoints/openai/chat_completion/serving.py), never the first.
             self._fingerprint = wire.system_fingerprint
         if wire.timings is not None:
             self._timings = _finite_timings(wire.timings)

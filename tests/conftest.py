@@ -72,9 +72,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         _prepare_vllm(terminal)
 
 
-def _server_kind(item: pytest.Item) -> object:
+def _server_kind(item: pytest.Item) -> str | None:
     callspec = getattr(item, "callspec", None)
-    return callspec.params.get("server_kind") if callspec else None
+    kind: str | None = callspec.params.get("server_kind") if callspec else None
+    return kind
 
 
 def _prepare_vllm(terminal: TextIO) -> None:

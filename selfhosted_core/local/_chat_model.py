@@ -99,10 +99,10 @@ _BOOST = 12.0
 # block) dilutes the normalised token, so this keeps runner-ups eight logits behind even with
 # every flag up.
 _TABLE_SCALE = 1.25
-# The characters of tool names, in the order the model prefers them.
 # Residual channels after the one-hot token: a constant, the four detector flags, then one per
 # feed-forward unit.
 _CHANNELS = ("const", "tools", "result", "think", "thought", "call", "answer", "reason")
+# The characters of tool names, in the order the model prefers them.
 _NAME_CHARS = string.ascii_lowercase + string.ascii_uppercase + string.digits + "_-"
 
 
@@ -327,7 +327,7 @@ def chat_model_path(*, root: Path | None = None) -> Path:
     Example:
         >>> from selfhosted_core.local._chat_model import chat_model_path
         >>> chat_model_path().name
-        'selfhosted-tiny-chat-v2.f32.gguf'
+        'selfhosted-tiny-chat-v3.f32.gguf'
     """
     target = (root or cache_root()) / "models" / f"{MODEL_NAME}-v{CHAT_MODEL_VERSION}.f32.gguf"
     return cached_file(target, write_chat_model)

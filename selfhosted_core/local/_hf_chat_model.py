@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import gguf
 import numpy as np
 
 from selfhosted_core.local._cache import cache_root, cached_file
@@ -104,7 +105,7 @@ def _tokenizer(vocab: ChatVocab) -> dict[str, Any]:
             "special": token in CONTROL,
         }
         for index, token in enumerate(vocab.tokens)
-        if vocab.types[index] != 1  # gguf.TokenType.NORMAL
+        if vocab.types[index] != gguf.TokenType.NORMAL
     ]
     return {
         "version": "1.0",
@@ -138,7 +139,7 @@ def _tokenizer(vocab: ChatVocab) -> dict[str, Any]:
             "vocab": {
                 token: index
                 for index, token in enumerate(vocab.tokens)
-                if vocab.types[index] == 1  # gguf.TokenType.NORMAL
+                if vocab.types[index] == gguf.TokenType.NORMAL
             },
             "merges": list(vocab.merges),
         },
@@ -181,8 +182,10 @@ def write_hf_chat_model(path: Path) -> Path:
         ``path``.
 
     Example:
+        >>> import tempfile
         >>> from pathlib import Path
-        >>> sorted(p.name for p in write_hf_chat_model(Path("/tmp/tiny-hf")).iterdir())
+        >>> out = Path(tempfile.mkdtemp()) / "tiny-hf"
+        >>> sorted(p.name for p in write_hf_chat_model(out).iterdir())
         ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', \
 'tokenizer_config.json']
     """

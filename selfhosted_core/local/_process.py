@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, ClassVar
 import httpx2
 
 from selfhosted_core.local._errors import ServerStartError
+from selfhosted_core.local._steps import LOG_TAIL_LINES
+from selfhosted_core.profiles import ServerKind
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,10 +40,6 @@ __all__ = ["HOST", "ServerProcess", "stop_detached", "stop_process_group"]
 HOST = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1
 _BIND_ATTEMPTS = 3
-_LOG_TAIL_LINES = 40
-# What the first argument of a detached server's command line contains, per kind: a pid that
-# no longer runs one of these was recycled and is left alone.
-_PROGRAMS = (b"llama-server", b"python")
 
 _DETACHED: list[subprocess.Popen[bytes]] = []
 """Detached servers stay referenced: a collected `Popen` of a live child warns, and the
@@ -60,10 +58,14 @@ class ServerProcess:
 
     program: ClassVar[str] = "server"
     """What the server is called in messages and temporary log names."""
+    kind: ClassVar[ServerKind] = ServerKind.GENERIC
+    """The server software, as endpoints declare it (`server:`)."""
     start_error: ClassVar[type[ServerStartError]] = ServerStartError
     """The error a failed start raises."""
     bind_failure: ClassVar[str] = "address already in use"
     """Text in the log when the child could not bind its port (another process took it)."""
+    sigill_hint: ClassVar[str] = ""
+    """What to do when the child dies of SIGILL, after a semicolon."""
     death_signal: ClassVar[signal.Signals] = signal.SIGKILL
     """What the kernel sends the child when its parent dies: SIGKILL for a single process; a
     server that runs processes of its own needs a signal it can catch to stop them."""
@@ -126,7 +128,7 @@ class ServerProcess:
         """Return whether the child process is alive."""
         return self._process is not None and self._process.poll() is None
 
-    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """Return the last ``lines`` lines of the server log (empty before the first start).
 
         Args:
@@ -238,7 +240,8 @@ class ServerProcess:
                 if self._process.poll() is not None:
                     if self.bind_failure in self.log_tail().lower():
                         raise _PortTakenError
-                    raise self._startup_error(_describe_exit(self._process.returncode))
+                    code = self._process.returncode
+                    raise self._startup_error(_describe_exit(code, self.sigill_hint))
                 with contextlib.suppress(httpx2.TransportError):
                     if client.get(f"{self.url}/health").status_code == 200:
                         return
@@ -291,10 +294,9 @@ def _is_server(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return False
-    program = Path(command.split(b"\0", 1)[0].decode(errors="replace")).name.encode()
-    server = program.startswith(_PROGRAMS[0]) or (
-        program.startswith(_PROGRAMS[1]) and b"vllm.entrypoints" in command
-    )
+    # A pid that no longer runs a server this package starts was recycled and is left alone.
+    program = command.split(b"\0", 1)[0]
+    server = b"llama-server" in program or b"\0vllm.entrypoints." in command
     # A zombie ("Z") has exited already; only its parent's wait() is missing.
     return server and state != "Z"
 
@@ -303,12 +305,10 @@ class _PortTakenError(Exception):
     """The server could not bind the port picked for it."""
 
 
-def _describe_exit(returncode: int) -> str:
+def _describe_exit(returncode: int, sigill_hint: str) -> str:
     if returncode == -signal.SIGILL:
-        # The cached build targets x86-64-v3 (AVX2, FMA, F16C); older CPUs cannot run it.
         return (
-            "died of SIGILL: this CPU lacks an instruction the binary was built for (AVX2?); "
-            "set SELFHOSTED_LLAMA_SERVER to a llama-server built on this machine"
+            f"died of SIGILL: this CPU lacks an instruction the program was built for{sigill_hint}"
         )
     return f"exited with code {returncode}"
 
@@ -321,15 +321,37 @@ def _free_port() -> int:
 
 
 def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM a child that leads its own process group, then SIGKILL after `timeout` s."""
-    if process.poll() is not None:
+    """SIGTERM the process group a child leads, then SIGKILL what is left after `timeout` s.
+
+    Returns once the whole group is gone, not just its leader: a server may run processes of
+    its own (vLLM's engine), which outlive a leader that crashed or exited first.
+    """
+    if process.poll() is not None and not _group_alive(process.pid):
         return
     _signal_group(process, signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
+    if not _wait_group(process, timeout):
         _signal_group(process, signal.SIGKILL)
-        process.wait()
+        _wait_group(process, timeout)
+
+
+def _wait_group(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while process.poll() is None or _group_alive(process.pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    # Linux reuses no pid while a process group of that id exists, so the id stays this group's.
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

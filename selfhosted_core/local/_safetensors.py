@@ -69,10 +69,14 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray[Any, Any]]) -> P
 
     Args:
         path: The file to write.
-        tensors: Tensor name to array; written in this order, as little-endian F32.
+        tensors: Tensor name to float array; written in this order, as little-endian F32
+            (float64 is narrowed).
 
     Returns:
         ``path``.
+
+    Raises:
+        ValueError: A tensor is not floating point.
 
     Example:
         >>> from pathlib import Path
@@ -84,6 +88,8 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray[Any, Any]]) -> P
     blobs: list[bytes] = []
     offset = 0
     for name, array in tensors.items():
+        if not np.issubdtype(array.dtype, np.floating):
+            raise ValueError(f"tensor {name!r} is {array.dtype}; only floats are written (F32)")
         blob = np.ascontiguousarray(array, dtype="<f4").tobytes()
         header[name] = {
             "dtype": "F32",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from selfhosted_core.local._binary import find_llama_server
 from selfhosted_core.local._errors import LlamaServerStartError
 from selfhosted_core.local._process import HOST, ServerProcess, stop_detached
+from selfhosted_core.profiles import ServerKind
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -33,6 +34,9 @@ class LlamaServer(ServerProcess):
     program = "llama-server"
     start_error = LlamaServerStartError
     bind_failure = "couldn't bind"
+    # The cached build targets x86-64-v3 (AVX2, FMA, F16C); older CPUs cannot run it.
+    sigill_hint = "; set SELFHOSTED_LLAMA_SERVER to a llama-server built on this machine"
+    kind = ServerKind.LLAMA_CPP
 
     def __init__(
         self,

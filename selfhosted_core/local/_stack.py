@@ -79,6 +79,10 @@ class LocalStack:
                 files removed on stop.
             detach: Let the servers outlive this process (`selfhosted local up`).
         """
+        if embedding_server not in ("llama.cpp", "vllm"):
+            raise ValueError(
+                f"embedding_server must be 'llama.cpp' or 'vllm', got {embedding_server!r}"
+            )
         if chat_replicas < 0 or vllm_replicas < 0 or chat_replicas + vllm_replicas < 1:
             raise ValueError(
                 "at least one chat replica is needed, got chat_replicas="
@@ -149,7 +153,7 @@ class LocalStack:
                 "url": server.base_url,
                 "id": server.alias,
                 "label": label,
-                "server": "vllm" if isinstance(server, VllmServer) else "llama.cpp",
+                "server": server.kind.value,
             }
             if server.embeddings:
                 entry |= {"capabilities": ["embedding"], "dimension": EMBEDDING_DIMENSION}

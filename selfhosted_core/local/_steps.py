@@ -13,9 +13,10 @@ if TYPE_CHECKING:
 
     from selfhosted_core.local._errors import LocalSetupError
 
-__all__ = ["elapsed", "run_logged", "say", "tail"]
+__all__ = ["LOG_TAIL_LINES", "elapsed", "run_logged", "say", "tail"]
 
-_LOG_TAIL_LINES = 40
+LOG_TAIL_LINES = 40
+"""How many of a log's last lines an error message quotes."""
 
 
 def say(out: TextIO, message: str) -> None:
@@ -31,7 +32,7 @@ def elapsed(started: float) -> str:
 
 def tail(lines: Iterable[str]) -> str:
     """The last lines of an output, joined: what an error message quotes."""
-    return "\n".join(list(lines)[-_LOG_TAIL_LINES:])
+    return "\n".join(list(lines)[-LOG_TAIL_LINES:])
 
 
 def run_logged(
@@ -60,7 +61,7 @@ def run_logged(
     Raises:
         LocalSetupError: The command failed (as `error`), with the log's last lines.
     """
-    lines: deque[str] = deque(maxlen=_LOG_TAIL_LINES)
+    lines: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     last_percent = -1
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env

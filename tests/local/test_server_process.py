@@ -196,3 +196,19 @@ def test_a_killed_server_started_again_keeps_its_port(
         server.start()
         assert (server.port, server.pid != pid) == (port, True)
         assert httpx2.get(f"{server.url}/health").status_code == 200
+
+
+def test_stopping_a_group_whose_leader_exited_ends_what_it_left() -> None:
+    """A server's own processes (vLLM's engine) outlive a leader that crashed first."""
+    process = subprocess.Popen(
+        ["sh", "-c", "sleep 300 & echo $!; exit 0"],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    left = int(process.stdout.readline())
+    process.wait()
+    process.stdout.close()
+    assert not _gone(left)
+    _process.stop_process_group(process, timeout=5)
+    assert _wait_gone(left)

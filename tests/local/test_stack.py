@@ -61,5 +61,18 @@ def test_a_failed_start_stops_the_servers_already_running(
 
 
 def test_at_least_one_chat_replica() -> None:
-    with pytest.raises(ValueError, match="chat_replicas must be at least 1, got 0"):
+    with pytest.raises(ValueError, match="got chat_replicas=0 and vllm_replicas=0"):
         LocalStack(chat_replicas=0)
+    with pytest.raises(ValueError, match=r"embedding_server must be 'llama\.cpp' or 'vllm'"):
+        LocalStack(embedding_server="VLLM")  # type: ignore[arg-type]
+
+
+def test_vllm_replicas_beside_llama_servers_in_the_config() -> None:
+    """The endpoints a mixed stack will give, described before anything starts."""
+    stack = LocalStack(chat_replicas=1, vllm_replicas=1, embedding_server="vllm")
+    assert [(label, server.kind.value) for label, server in stack.servers.items()] == [
+        ("chat-1", "llama.cpp"),
+        ("vllm-1", "vllm"),
+        ("embedding", "vllm"),
+    ]
+    assert not any(server.is_running() for server in stack.servers.values())

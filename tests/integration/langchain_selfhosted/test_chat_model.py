@@ -12,7 +12,8 @@ from pydantic import BaseModel
 
 from langchain_selfhosted import ChatSelfHosted
 from selfhosted_core import APIStatusError, Config, ContextWindowExceededError, ServerKind
-from selfhosted_core.local import PLAIN_ANSWER_TEXT, LlamaServer
+from selfhosted_core.local import PLAIN_ANSWER_TEXT
+from selfhosted_core.local._process import ServerProcess
 from tests.integration.conftest import CONTEXT, SLOTS
 from tests.lc_driver import LCDriver, merged
 
@@ -139,7 +140,7 @@ async def test_context_overflow_is_also_langchains_error(lc: LCDriver, config: C
 
 
 async def test_wrong_key_is_langchains_authentication_error(
-    lc: LCDriver, chat_server: LlamaServer
+    lc: LCDriver, chat_server: ServerProcess
 ) -> None:
     config = Config(endpoints=[{"url": chat_server.base_url, "id": "tiny", "api_key": "wrong-1"}])
     model = ChatSelfHosted(model="tiny", config=config, max_retries=0)

@@ -16,6 +16,7 @@ from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_selfhosted.embeddings import SelfHostedEmbeddings
 from selfhosted_core import Config, Provider
 from selfhosted_core.local import LlamaServer
+from selfhosted_core.local._process import ServerProcess
 from tests.lc_driver import LCDriver
 
 pytestmark = pytest.mark.servers("llama.cpp", "vllm")
@@ -56,9 +57,9 @@ def mode(request: pytest.FixtureRequest) -> LCDriver:
 
 @pytest.fixture
 async def replicated(
-    config: Config, embedding_server: LlamaServer, second_embedding_server: LlamaServer
+    config: Config, embedding_server: ServerProcess, second_embedding_server: LlamaServer
 ) -> AsyncIterator[Provider]:
-    """A provider with `minilm` on two llama-servers."""
+    """A provider with `minilm` on the suite's server and a second llama-server."""
     second = {
         "url": second_embedding_server.url,
         "id": "minilm",

@@ -276,6 +276,7 @@ def stop_detached(pid: int, *, timeout: float = 10.0) -> bool:
         Whether a running server was stopped.
     """
     if not _is_server(pid):
+        _reap(pid)
         return False
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
@@ -284,8 +285,20 @@ def stop_detached(pid: int, *, timeout: float = 10.0) -> bool:
         while _is_server(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         if not _is_server(pid):
-            return True
+            break
+    _reap(pid)
     return not _is_server(pid)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status of a detached server this process started, once it ended.
+
+    Stopped by pid, it stays a zombie until its parent waits for it, and its `Popen`, never
+    waited for, warns "still running" when collected at exit.
+    """
+    for process in list(_DETACHED):
+        if process.pid == pid and process.poll() is not None:
+            _DETACHED.remove(process)
 
 
 def _is_server(pid: int) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from selfhosted_core.local import LlamaServer, LlamaServerStartError, _process
+from selfhosted_core.local import LlamaServer, LlamaServerStartError, _process, stop_detached
 from tests.local.conftest import API_KEY
 
 pytestmark = pytest.mark.timeout(1800)
@@ -212,3 +212,19 @@ def test_stopping_a_group_whose_leader_exited_ends_what_it_left() -> None:
     assert not _gone(left)
     _process.stop_process_group(process, timeout=5)
     assert _wait_gone(left)
+
+
+def test_a_detached_server_stopped_by_pid_is_reaped(
+    llama_server_binary: Path, minilm_gguf: Path
+) -> None:
+    """`selfhosted local down` in the process that ran `local up` leaves no zombie behind
+    (and no `Popen` that warns "still running" at exit)."""
+    server = LlamaServer(minilm_gguf, embeddings=True, binary=llama_server_binary, detach=True)
+    server.start()
+    pid = server.pid
+    assert pid is not None
+    assert [p.pid for p in _process._DETACHED if p.pid == pid] == [pid]
+    assert stop_detached(pid)
+    assert not any(p.pid == pid for p in _process._DETACHED)
+    assert not Path(f"/proc/{pid}").exists()
+    server.stop()

@@ -98,10 +98,12 @@ def test_load_signals_see_a_request_running_on_the_server(
     config = affinity_config(affinity_replicas, load_signals="auto", load_interval=0.05)
     with Provider(config) as provider:
         provider.chat(ChatRequest(model="tiny", messages=[Message(role="user", content="Hi")]))
+        # A reading taken while that request still ran says 1: the idle ones follow it.
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(
-            entry.server_load is None for entry in provider.stats()
-        ):
+        while time.monotonic() < deadline and [entry.server_load for entry in provider.stats()] != [
+            0,
+            0,
+        ]:
             time.sleep(0.02)
         assert [entry.server_load for entry in provider.stats()] == [0, 0]
         # A long generation on each replica, sent by another client: another process's load.

@@ -28,13 +28,23 @@ def start() -> str:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    atexit.register(process.terminate)
+    atexit.register(_stop, process)
     deadline = time.monotonic() + _STARTUP_SECONDS
     while not _answers(port):
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"redis-server did not start (exit status {process.poll()})")
         time.sleep(0.02)
     return f"redis://127.0.0.1:{port}/0"
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    # Waited for, so it leaves no zombie and its Popen no "still running" warning at exit.
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _answers(port: int) -> bool:

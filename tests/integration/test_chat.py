@@ -7,6 +7,7 @@ import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx2
 import jsonschema
 import pytest
 
@@ -23,8 +24,9 @@ from selfhosted_core import (
 )
 from selfhosted_core.local import PLAIN_ANSWER_TEXT, REASONING_TEXT, TOOL_RESULT_ANSWER_TEXT
 from selfhosted_core.local._chat_tokenizer import REASONING
+from selfhosted_core.local._process import ServerProcess
 from tests.driver import Driver
-from tests.integration.conftest import OVERFLOW_MESSAGES
+from tests.integration.conftest import API_KEY, OVERFLOW_MESSAGES
 
 pytestmark = pytest.mark.servers("llama.cpp", "vllm")
 
@@ -214,3 +216,29 @@ async def test_room_for_fewer_tokens_than_max_tokens_is_not_an_error(driver: Dri
     assert 1_100 < count < 2_048 - 8 < count + 1_000
     answer = await driver.chat(ask(messages=near, max_tokens=1_000))
     assert (answer.content, answer.finish_reason) == (PLAIN_ANSWER_TEXT, "stop")
+
+
+@pytest.mark.servers("vllm")
+def test_vllm_wire_shapes_the_core_smooths_over(
+    chat_server: ServerProcess, embedding_server: ServerProcess
+) -> None:
+    """What vLLM 0.32.0 itself sends, asked without the core: the shapes the README lists."""
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    tool = {
+        "type": "function",
+        "function": {"name": WEATHER.name, "parameters": WEATHER.parameters},
+    }
+    body = {
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "Weather?"}],
+        "tools": [tool],
+        "tool_choice": {"type": "function", "function": {"name": WEATHER.name}},
+    }
+    reply = httpx2.post(f"{chat_server.base_url}/chat/completions", json=body, headers=headers)
+    (choice,) = reply.json()["choices"]
+    assert (choice["finish_reason"], choice["message"]["content"]) == ("stop", "")
+    assert choice["message"]["tool_calls"][0]["function"]["name"] == WEATHER.name
+    load = httpx2.get(f"{chat_server.url}/load", headers=headers).json()
+    assert isinstance(load["server_load"], int)
+    wrong = httpx2.post(f"{embedding_server.base_url}/chat/completions", json=body)
+    assert (wrong.status_code, wrong.json()) == (404, {"detail": "Not Found"})
